@@ -1,0 +1,60 @@
+"""Loading a command's pydantic config from a file plus CLI flags (flags win)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any, TypeVar
+
+import yaml
+from pydantic import BaseModel, ConfigDict, ValidationError
+
+from emopillars.errors import EmopillarsError
+
+C = TypeVar("C", bound=BaseModel)
+
+
+class StrictModel(BaseModel):
+    """Base of every config: unknown keys are errors, values are re-checked on assignment."""
+
+    model_config = ConfigDict(extra="forbid", validate_assignment=True, protected_namespaces=())
+
+
+def read_config_file(path: Path) -> dict[str, Any]:
+    """Read a JSON or YAML config file into a dict, naming the file on any failure."""
+    if not path.is_file():
+        raise EmopillarsError(f"config file not found: {path}")
+    try:
+        text = path.read_text(encoding="utf-8")
+        data = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
+    except (ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
+        raise EmopillarsError(f"config file {path} is not valid JSON/YAML: {exc}") from None
+    if not isinstance(data, dict):
+        raise EmopillarsError(f"config file {path} must hold a mapping of option names to values")
+    return data
+
+
+def describe_validation_error(exc: ValidationError, where: str) -> str:
+    """One line per pydantic error folded into one sentence: `where: field: message (got value)`."""
+    parts = []
+    for err in exc.errors():
+        field = ".".join(str(p) for p in err["loc"]) or "config"
+        got = err.get("input")
+        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        parts.append(f"{field}: {err['msg']}{shown}")
+    return f"{where}: " + "; ".join(parts)
+
+
+def load_config(cls: type[C], path: Path | None = None, overrides: dict[str, Any] | None = None) -> C:
+    """Build `cls` from an optional config file, then flags that were given (None means not given)."""
+    data = read_config_file(path) if path else {}
+    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
+    try:
+        return cls.model_validate(data)
+    except ValidationError as exc:
+        raise EmopillarsError(describe_validation_error(exc, f"invalid {cls.__name__}")) from None
+
+
+def save_config(config: BaseModel, path: Path) -> None:
+    """Write a config beside an output so the run can be reproduced."""
+    path.write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
