@@ -1,0 +1,54 @@
+"""Settings of `emopillars synth`: one pydantic model, saved as config.json beside the output."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from emopillars.config import StrictModel
+
+BACKENDS = ("vllm", "openai", "transformers")
+
+
+class SynthConfig(StrictModel):
+    """Every option of `emopillars synth`; CLI flags mirror these fields."""
+
+    corpus: str | None = Field(None, description="Folder of .txt, a .jsonl, or a HF dataset id/path; default: bundled.")
+    text_field: str = Field("text", description="Field holding the narrative in a .jsonl or HF dataset.")
+    out: Path = Field(Path("runs/synth"), description="Output folder (also holds the LLM call cache).")
+    backend: Literal["vllm", "openai", "transformers"] = "vllm"
+    model: str | None = Field(None, description="Model id or path; default: the embedded SmolLM2-135M-Instruct.")
+    base_url: str | None = Field(None, description="OpenAI-compatible server URL (backend openai).")
+    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the server's API key.")
+    max_passages: int | None = Field(12, ge=1, description="Use at most this many passages (None: all).")
+    passage_chars: int = Field(1500, ge=200, le=20000, description="Upper bound on a passage's length.")
+    max_characters: int = Field(3, ge=1, le=8, description="Characters kept per passage.")
+    emotions_per_character: int = Field(3, ge=1, le=28, description="Target emotions scheduled per character.")
+    contextless_per_example: int = Field(3, ge=0, le=10, description="Context-less rewrites per contextual example.")
+    target_threshold: float = Field(0.1, ge=0.0, le=1.0, description="Drop examples whose target scores below this.")
+    label_threshold: float = Field(0.3, gt=0.0, le=1.0, description="A label is in `labels` when its score passes this.")
+    dedup_threshold: float = Field(0.9, gt=0.0, le=1.0, description="Cosine similarity at which two examples are duplicates.")
+    max_retries: int = Field(2, ge=0, le=10, description="Retries of a call whose output fails to parse or validate.")
+    temperature: float = Field(0.8, ge=0.0, le=2.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    seed: int = 0
+    split_fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test by passage.")
+    embedder: str | None = Field(None, description="sentence-transformers model for de-duplication; default: embedded MiniLM.")
+    # Engine options (left out of cache keys: they change speed, not results).
+    dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
+    tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
+    max_model_len: int | None = Field(4096, ge=256)
+    concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
+    batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")
+    request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
+
+    @model_validator(mode="after")
+    def _check(self) -> SynthConfig:
+        if self.backend == "openai" and not self.base_url:
+            raise ValueError("backend 'openai' needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
+            raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
+        return self
