@@ -1,0 +1,86 @@
+"""Settings of `emopillars train`: one pydantic model, saved as config.json beside the model.
+
+The label set and problem type are fields so the downstream fine-tuning (issue 4) reuses the
+same trainer with its own labels (e.g. ISEAR's 7 single-label classes).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, model_validator
+
+from emopillars.config import StrictModel
+from emopillars.taxonomy import LABELS
+
+Mode = Literal["contextless", "contextual"]
+ProblemType = Literal["multi_label", "single_label"]
+
+
+class TrainConfig(StrictModel):
+    """Every option of `emopillars train`; CLI flags mirror these fields (`--batch-size` sets `batch_size`)."""
+
+    # Data
+    data: str | None = Field(None, description="synth output folder, .jsonl/.csv file, or HF dataset id/folder.")
+    out: Path = Field(Path("runs/train"), description="Output model folder.")
+    mode: Mode = Field("contextless", description="contextual pairs the utterance with its context.")
+    labels: tuple[str, ...] = Field(LABELS, min_length=2, description="Label set in head order.")
+    problem_type: ProblemType = Field("multi_label", description="sigmoid+thresholds or softmax.")
+    target_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Soft score at which a label counts as present.")
+    split_fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Seeded split when none is given.")
+    max_length: int = Field(128, ge=8, le=4096, description="Token limit of utterance (+ context).")
+    # Model
+    model: str | None = Field(None, description="HF encoder id or path; default: the embedded all-MiniLM-L6-v2.")
+    dropout: float | None = Field(None, ge=0.0, lt=1.0, description="Classifier dropout; default: the encoder's.")
+    # Optimisation
+    epochs: float = Field(3.0, gt=0.0, le=1000.0)
+    max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
+    batch_size: int = Field(16, ge=1, le=4096)
+    eval_batch_size: int = Field(64, ge=1, le=4096)
+    grad_accum: int = Field(1, ge=1, le=1024, description="Micro-batches per optimizer step.")
+    lr: float = Field(5e-5, gt=0.0, le=1.0)
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
+    schedule: Literal["linear", "cosine", "constant"] = "linear"
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    clip_grad: float = Field(1.0, ge=0.0, description="Max gradient norm (0: no clipping).")
+    group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
+    weighted_sampling: bool = Field(False, description="Sample rows by inverse frequency of their labels.")
+    mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 on a GPU.")
+    seed: int = 0
+    # Loss
+    loss: Literal["bce", "focal"] = "bce"
+    focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
+    focal_alpha: bool = Field(True, description="Focal per-label alpha from inverse label frequency.")
+    pos_weight: bool = Field(False, description="BCE/focal per-label positive weight neg/pos from the train split.")
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    ortho_weight: float = Field(0.0, ge=0.0, description="Weight lambda of the classifier-row orthogonality term.")
+    # Knowledge distillation and pseudo-labelling
+    teacher: str | None = Field(None, description="Model folder whose soft predictions the student also learns.")
+    kd_weight: float = Field(0.5, ge=0.0, le=1.0, description="Share of the KD term: (1-w)*loss + w*T^2*KL.")
+    temperature: float = Field(2.0, gt=0.0, le=20.0)
+    rounds: int = Field(1, ge=1, le=20, description="Pseudo-label rounds (needs --unlabeled when > 1).")
+    unlabeled: str | None = Field(None, description="Unlabelled pool (.txt/.jsonl/.csv) for pseudo-labelling.")
+    pseudo_threshold: float = Field(0.9, gt=0.0, lt=1.0, description="Confidence a pseudo-label needs to join.")
+    # Evaluation, checkpoints
+    eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps; default: once per epoch.")
+    save_every: int | None = Field(None, ge=1, description="Checkpoint every N steps; default: at each evaluation.")
+    patience: int | None = Field(None, ge=1, description="Stop after N evaluations without a better macro-F1.")
+    resume: bool = Field(False, description="Continue from the checkpoint in --out.")
+    progress: bool = Field(True, description="Show progress bars.")
+
+    @model_validator(mode="after")
+    def _check(self) -> TrainConfig:
+        if len(set(self.labels)) != len(self.labels):
+            raise ValueError(f"labels must be unique, got {list(self.labels)}")
+        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
+            raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
+        if self.rounds > 1 and not self.unlabeled:
+            raise ValueError(f"rounds={self.rounds} needs an unlabeled pool (--unlabeled PATH)")
+        if self.problem_type == "single_label" and (self.loss == "focal" or self.pos_weight):
+            raise ValueError("loss 'focal' and pos_weight apply to problem_type multi_label only")
+        return self
+
+    @property
+    def multi_label(self) -> bool:
+        return self.problem_type == "multi_label"

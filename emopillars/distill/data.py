@@ -1,0 +1,401 @@
+"""Reading labelled emotion data into splits, and turning splits into padded batches.
+
+Data preparation lives apart from training (as in nanoGPT): the trainer only takes `Splits`.
+
+Public API (stable; the downstream fine-tuning reuses it):
+    read_records(path) -> list[dict]
+        A synth output folder (its `dataset/` DatasetDict, else `examples.jsonl`), a `.jsonl` or
+        `.csv` file, or a Hugging Face dataset (id or `save_to_disk` folder).
+    build_splits(records, cfg, where) -> Splits
+        Validates columns and label names, filters by mode, builds targets in `cfg.labels` order,
+        and makes a seeded train/validation/test split when the records carry none.
+    load_splits(cfg) -> Splits                      # read_records(cfg.data) then build_splits
+    Split.from_labels(texts, labels, label_set, contexts=None, single_label=False) -> Split
+        For callers that already parsed their dataset (hard label names per row).
+    read_texts(path) -> (texts, contexts | None)    # .txt (one per line), .jsonl, .csv
+    pair_context(context, character_description) -> str   # the second segment in contextual mode
+    encode(tokenizer, texts, contexts, max_length) -> list[dict]   # token ids per row, no padding
+    Collator(pad_id)(features) -> dict[str, Tensor]               # dynamic padding
+    length_grouped_batches(lengths, batch_size, seed, weights=None) -> list[list[int]]
+
+A `Split` holds `texts`, `contexts` (None in contextless mode), `targets` (N, L) float32 soft
+targets (a distribution per row for single_label) and `gold` (N, L) int8 hard labels for metrics.
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from emopillars.errors import EmopillarsError
+
+if TYPE_CHECKING:
+    import torch
+
+    from emopillars.distill.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+SPLITS = ("train", "validation", "test")
+TEXT_COLUMNS = ("utterance", "text")
+
+
+def pair_context(context: str | None, character_description: str | None = None) -> str:
+    """The second tokenizer segment: "character description: context" (either part may be absent)."""
+    parts = [p.strip() for p in (character_description, context) if p and p.strip()]
+    return ": ".join(parts)
+
+
+@dataclass
+class Split:
+    texts: list[str]
+    contexts: list[str] | None
+    targets: np.ndarray  # (N, L) float32
+    gold: np.ndarray  # (N, L) int8
+
+    def __post_init__(self) -> None:
+        assert len(self.texts) == len(self.targets) == len(self.gold)
+        assert self.contexts is None or len(self.contexts) == len(self.texts)
+
+    def __len__(self) -> int:
+        return len(self.texts)
+
+    def subset(self, idx: list[int] | np.ndarray) -> Split:
+        idx = list(idx)
+        return Split(
+            [self.texts[i] for i in idx],
+            None if self.contexts is None else [self.contexts[i] for i in idx],
+            self.targets[idx],
+            self.gold[idx],
+        )
+
+    def concat(self, other: Split) -> Split:
+        if (self.contexts is None) != (other.contexts is None):
+            raise ValueError("cannot join a contextual split with a contextless one")
+        return Split(
+            self.texts + other.texts,
+            None if self.contexts is None else self.contexts + other.contexts,
+            np.concatenate([self.targets, other.targets]),
+            np.concatenate([self.gold, other.gold]),
+        )
+
+    @classmethod
+    def from_labels(
+        cls,
+        texts: list[str],
+        labels: list[list[str]] | list[str],
+        label_set: tuple[str, ...] | list[str],
+        contexts: list[str] | None = None,
+        single_label: bool = False,
+    ) -> Split:
+        """Hard label names per row (a list per row, or one name per row) -> a Split."""
+        index = {name: i for i, name in enumerate(label_set)}
+        gold = np.zeros((len(texts), len(label_set)), dtype=np.int8)
+        for row, names in enumerate(labels):
+            for name in [names] if isinstance(names, str) else names:
+                if name not in index:
+                    raise EmopillarsError(f"row {row}: label {name!r} is not one of {list(label_set)}")
+                gold[row, index[name]] = 1
+        targets = gold.astype(np.float32)
+        if single_label and (gold.sum(1) != 1).any():
+            bad = int(np.flatnonzero(gold.sum(1) != 1)[0])
+            raise EmopillarsError(f"row {bad}: single_label data needs exactly one label per row")
+        return cls(list(texts), None if contexts is None else list(contexts), targets, gold)
+
+
+@dataclass
+class Splits:
+    train: Split
+    validation: Split
+    test: Split
+    summary: dict[str, Any] = field(default_factory=dict)
+
+    def items(self) -> list[tuple[str, Split]]:
+        return [(name, getattr(self, name)) for name in SPLITS]
+
+
+# --- reading ----------------------------------------------------------------------------------------
+
+
+def _read_jsonl(path: Path) -> list[dict]:
+    rows = []
+    with path.open(encoding="utf-8") as fh:
+        for n, line in enumerate(fh, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except json.JSONDecodeError as exc:
+                raise EmopillarsError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
+            if not isinstance(row, dict):
+                raise EmopillarsError(f"{path}:{n}: each line must be a JSON object")
+            rows.append(row)
+    return rows
+
+
+def _read_csv(path: Path) -> list[dict]:
+    with path.open(encoding="utf-8", newline="") as fh:
+        return [dict(r) for r in csv.DictReader(fh)]
+
+
+def _read_hf(path: str) -> list[dict]:
+    import datasets
+
+    try:
+        ds = datasets.load_from_disk(path) if Path(path).is_dir() else datasets.load_dataset(path)
+    except Exception as exc:  # the hub or a bad folder: one line naming it
+        raise EmopillarsError(f"cannot load Hugging Face dataset {path!r}: {exc}") from None
+    if isinstance(ds, datasets.DatasetDict):
+        rows = []
+        for name, part in ds.items():
+            split = {"dev": "validation", "valid": "validation", "val": "validation"}.get(name, name)
+            rows.extend({**r, "split": r.get("split") or split} for r in part)
+        return rows
+    return list(ds)
+
+
+def read_records(path: str | Path) -> list[dict]:
+    """Read rows from a synth folder, .jsonl, .csv or HF dataset; one-line error when it cannot."""
+    p = Path(path)
+    if p.is_dir():
+        if (p / "dataset" / "dataset_dict.json").is_file():
+            return _read_hf(str(p / "dataset"))
+        if (p / "examples.jsonl").is_file():
+            return _read_jsonl(p / "examples.jsonl")
+        if (p / "dataset_dict.json").is_file() or (p / "dataset_info.json").is_file():
+            return _read_hf(str(p))
+        raise EmopillarsError(f"{p} holds neither a synth output (examples.jsonl, dataset/) nor a saved dataset")
+    if p.suffix == ".jsonl":
+        if not p.is_file():
+            raise EmopillarsError(f"data file not found: {p}")
+        return _read_jsonl(p)
+    if p.suffix == ".csv":
+        if not p.is_file():
+            raise EmopillarsError(f"data file not found: {p}")
+        return _read_csv(p)
+    if p.suffix or str(path).startswith((".", "/")):
+        raise EmopillarsError(f"data not found or not .jsonl/.csv/folder/HF dataset id: {path}")
+    return _read_hf(str(path))
+
+
+def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
+    """Texts to label: .txt (one per line), or .jsonl/.csv with utterance|text (+ optional context)."""
+    p = Path(path)
+    if not p.is_file():
+        raise EmopillarsError(f"input file not found: {p}")
+    if p.suffix not in {".jsonl", ".csv"}:
+        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()], None
+    rows = _read_jsonl(p) if p.suffix == ".jsonl" else _read_csv(p)
+    if not rows:
+        raise EmopillarsError(f"{p} holds no rows")
+    column = next((c for c in TEXT_COLUMNS if c in rows[0]), None)
+    if column is None:
+        raise EmopillarsError(f"{p}: missing column 'utterance' or 'text' (has {sorted(rows[0])})")
+    texts = [str(r[column]) for r in rows]
+    has_context = any(r.get("context") for r in rows)
+    contexts = [pair_context(r.get("context"), r.get("character_description")) for r in rows]
+    return texts, contexts if has_context else None
+
+
+# --- building splits ----------------------------------------------------------------------------------
+
+
+def _soft_vector(value: Any, labels: tuple[str, ...], where: str) -> np.ndarray:
+    if isinstance(value, str):  # CSV cells hold JSON
+        try:
+            value = json.loads(value)
+        except json.JSONDecodeError:
+            raise EmopillarsError(f"{where}: soft_labels is not JSON: {value[:60]!r}") from None
+    if isinstance(value, dict):
+        unknown = sorted(set(value) - set(labels))
+        if unknown:
+            raise EmopillarsError(f"{where}: soft_labels has label(s) {unknown} outside {list(labels)}")
+        return np.array([float(value.get(name, 0.0)) for name in labels], dtype=np.float32)
+    if isinstance(value, (list, tuple)) and len(value) == len(labels):
+        return np.asarray(value, dtype=np.float32)
+    raise EmopillarsError(f"{where}: soft_labels must be an object label->score or {len(labels)} floats")
+
+
+def _label_names(value: Any, where: str) -> list[str]:
+    if isinstance(value, str):
+        value = value.strip()
+        if value.startswith("["):
+            try:
+                value = json.loads(value)
+            except json.JSONDecodeError:
+                raise EmopillarsError(f"{where}: labels is not a JSON list: {value[:60]!r}") from None
+        else:  # CSV: "joy;love" or "joy,love" or one name
+            value = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
+    if not isinstance(value, (list, tuple)):
+        raise EmopillarsError(f"{where}: labels must be a list of label names")
+    return [str(v) for v in value]
+
+
+def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> Splits:
+    """Rows -> train/validation/test `Split`s in `cfg.labels` order (see module docstring)."""
+    if not records:
+        raise EmopillarsError(f"{where}: no rows")
+    first = records[0]
+    text_col = next((c for c in TEXT_COLUMNS if c in first), None)
+    if text_col is None:
+        raise EmopillarsError(f"{where}: missing column 'utterance' or 'text' (has {sorted(first)})")
+    target_col = next((c for c in ("soft_labels", "labels") if c in first), None)
+    if target_col is None:
+        raise EmopillarsError(f"{where}: missing column 'soft_labels' or 'labels' (has {sorted(first)})")
+    labels = tuple(cfg.labels)
+    index = {name: i for i, name in enumerate(labels)}
+
+    if cfg.mode == "contextual":
+        kept = [r for r in records if r.get("context")]
+        if not kept:
+            raise EmopillarsError(f"{where}: mode 'contextual' needs rows with a non-empty 'context' column")
+    else:
+        kept = records
+    texts, contexts, targets, gold, splits = [], [], [], [], []
+    for n, row in enumerate(kept):
+        at = f"{where}: row {n}"
+        text = row.get(text_col)
+        if not isinstance(text, str) or not text.strip():
+            raise EmopillarsError(f"{at}: empty '{text_col}'")
+        hard = None
+        if "labels" in row and row["labels"] is not None:
+            names = _label_names(row["labels"], at)
+            unknown = sorted(set(names) - set(labels))
+            if unknown:
+                raise EmopillarsError(f"{at}: label(s) {unknown} outside the label set {list(labels)}")
+            hard = np.zeros(len(labels), dtype=np.int8)
+            hard[[index[name] for name in names]] = 1
+        if target_col == "soft_labels":
+            soft = _soft_vector(row.get("soft_labels"), labels, at)
+            if hard is None:
+                hard = (soft >= cfg.target_threshold).astype(np.int8)
+        else:
+            if hard is None:
+                raise EmopillarsError(f"{at}: missing 'labels'")
+            soft = hard.astype(np.float32)
+        if cfg.problem_type == "single_label":
+            # A distribution over classes; gold is its argmax (one class per row).
+            soft = soft / soft.sum() if soft.sum() > 0 else np.full_like(soft, 1.0 / len(soft))
+            hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
+        texts.append(text.strip())
+        contexts.append(pair_context(row.get("context"), row.get("character_description")))
+        targets.append(soft)
+        gold.append(hard)
+        split = row.get("split")
+        splits.append({"dev": "validation", "valid": "validation", "val": "validation"}.get(split, split))
+    bad = sorted({s for s in splits if s not in (None, "", *SPLITS)})
+    if bad:
+        raise EmopillarsError(f"{where}: column 'split' has value(s) {bad}; allowed: {list(SPLITS)}")
+    data = Split(
+        texts,
+        contexts if cfg.mode == "contextual" else None,
+        np.stack(targets).clip(0.0, 1.0),
+        np.stack(gold),
+    )
+    assignment = _assign_splits(splits, cfg)
+    result = Splits(*(data.subset(np.flatnonzero(assignment == name)) for name in SPLITS))
+    if len(result.train) == 0 or len(result.validation) == 0:
+        raise EmopillarsError(
+            f"{where}: needs train and validation rows (got {len(result.train)} and {len(result.validation)})"
+        )
+    result.summary = {
+        "source": where,
+        "mode": cfg.mode,
+        "rows_read": len(records),
+        "rows": {name: len(s) for name, s in result.items()},
+        "label_counts_train": {name: int(c) for name, c in zip(labels, result.train.gold.sum(0), strict=True)},
+    }
+    return result
+
+
+def _assign_splits(splits: list[str | None], cfg: TrainConfig) -> np.ndarray:
+    """Keep given splits; a seeded split of rows without one; carve validation from train if absent."""
+    out = np.array([s or "" for s in splits], dtype=object)
+    rng = np.random.default_rng(cfg.seed)
+    missing = np.flatnonzero(out == "")
+    if len(missing):
+        perm = rng.permutation(missing)
+        n_train = round(cfg.split_fractions[0] * len(perm))
+        n_val = max(1, round(cfg.split_fractions[1] * len(perm)))
+        out[perm[:n_train]] = "train"
+        out[perm[n_train : n_train + n_val]] = "validation"
+        out[perm[n_train + n_val :]] = "test"
+    if not (out == "validation").any():
+        train = rng.permutation(np.flatnonzero(out == "train"))
+        out[train[: max(1, round(cfg.split_fractions[1] * len(train)))]] = "validation"
+    return out
+
+
+def load_splits(cfg: TrainConfig) -> Splits:
+    if not cfg.data:
+        raise EmopillarsError("no training data: pass --data PATH (synth folder, .jsonl, .csv or HF dataset)")
+    return build_splits(read_records(cfg.data), cfg, where=str(cfg.data))
+
+
+# --- batches -------------------------------------------------------------------------------------------
+
+
+def encode(tokenizer: Any, texts: list[str], contexts: list[str] | None, max_length: int) -> list[dict]:
+    """Token ids per row, unpadded. Pairs truncate the context side first."""
+    if contexts is None:
+        enc = tokenizer(texts, truncation=True, max_length=max_length)
+    else:
+        enc = tokenizer(texts, contexts, truncation="only_second", max_length=max_length)
+    rows = [{k: enc[k][i] for k in enc} for i in range(len(texts))]
+    if contexts is not None:  # an utterance longer than the limit alone: cut both sides instead
+        for i, row in enumerate(rows):
+            if len(row["input_ids"]) > max_length:
+                one = tokenizer(texts[i], contexts[i], truncation="longest_first", max_length=max_length)
+                rows[i] = {k: one[k] for k in one}
+    return rows
+
+
+class Collator:
+    """Pads a list of encoded rows to the longest in the batch (dynamic padding)."""
+
+    def __init__(self, pad_id: int) -> None:
+        self.pad_id = pad_id
+
+    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
+        import torch
+
+        width = max(len(r["input_ids"]) for r in rows)
+        batch: dict[str, torch.Tensor] = {}
+        for key in rows[0]:
+            if key == "labels":
+                batch[key] = torch.as_tensor(np.stack([r[key] for r in rows]))
+                continue
+            pad = self.pad_id if key == "input_ids" else 0
+            batch[key] = torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows], dtype=torch.long)
+        return batch
+
+
+def length_grouped_batches(
+    lengths: list[int], batch_size: int, seed: int, weights: np.ndarray | None = None, group: bool = True
+) -> list[list[int]]:
+    """One epoch of batches: rows shuffled (or drawn by `weights`), sorted by length within mega-batches.
+
+    Sorting inside windows of 50 batches keeps randomness while cutting most padding
+    (the idea of transformers' LengthGroupedSampler).
+    """
+    rng = np.random.default_rng(seed)
+    n = len(lengths)
+    if weights is not None:
+        order = rng.choice(n, size=n, replace=True, p=weights / weights.sum())
+    else:
+        order = rng.permutation(n)
+    if group:
+        window = batch_size * 50
+        order = np.concatenate(
+            [sorted(order[i : i + window], key=lambda j: -lengths[j]) for i in range(0, n, window)]
+        ).astype(int)
+    batches = [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
+    if group:
+        rng.shuffle(batches)
+    return batches

@@ -1,0 +1,181 @@
+"""Training objectives: small `nn.Module`s over logits (B, L) and soft targets (B, L).
+
+`build_loss(cfg, train)` composes them from a `TrainConfig`; the trainer sums the named terms
+it returns and logs each. Shapes: B rows, L labels, H hidden size.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+if TYPE_CHECKING:
+    from emopillars.distill.config import TrainConfig
+    from emopillars.distill.data import Split
+
+
+def _smooth(targets: torch.Tensor, eps: float, classes: int = 2) -> torch.Tensor:
+    # Pull every target towards uniform by eps (Szegedy et al., 2016): t*(1-eps) + eps/classes.
+    return targets * (1.0 - eps) + eps / classes if eps else targets
+
+
+class SoftBCE(nn.Module):
+    """Binary cross-entropy on soft targets, averaged over B*L.
+
+    loss = -mean[ pw_j * t * log s(x) + (1 - t) * log(1 - s(x)) ]
+
+    Args:
+        pos_weight: (L,) weight of the positive term per label (e.g. neg/pos counts), or None.
+        label_smoothing: eps in t' = t * (1 - eps) + eps / 2.
+    """
+
+    def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.register_buffer("pos_weight", pos_weight)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = _smooth(targets.to(logits.dtype), self.label_smoothing)
+        return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
+
+
+class FocalLoss(nn.Module):
+    """Multi-label focal loss on soft targets (Lin et al., 2017, "Focal Loss for Dense Object Detection").
+
+    loss_j = -a_j * [ pw_j * t * (1 - p)^g * log p + (1 - t) * p^g * log(1 - p) ],  p = s(x),
+    averaged over B*L. With g = 0, a = 1 and pw = 1 it equals `SoftBCE`.
+
+    Args:
+        gamma: focusing parameter g >= 0; larger down-weights easy examples.
+        alpha: (L,) per-label weight a_j (e.g. inverse label frequency normalised to mean 1), or None.
+        pos_weight: (L,) weight of the positive term, or None.
+        label_smoothing: as in `SoftBCE`.
+    """
+
+    def __init__(
+        self,
+        gamma: float = 2.0,
+        alpha: torch.Tensor | None = None,
+        pos_weight: torch.Tensor | None = None,
+        label_smoothing: float = 0.0,
+    ) -> None:
+        super().__init__()
+        if gamma < 0:
+            raise ValueError(f"focal gamma must be >= 0, got {gamma}")
+        self.gamma = gamma
+        self.register_buffer("alpha", alpha)
+        self.register_buffer("pos_weight", pos_weight)
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = _smooth(targets.to(logits.dtype), self.label_smoothing)
+        log_p, log_not_p = F.logsigmoid(logits), F.logsigmoid(-logits)  # stable log s(x), log(1 - s(x))
+        p = log_p.exp()
+        pos = targets * (1 - p).pow(self.gamma) * log_p
+        if self.pos_weight is not None:
+            pos = pos * self.pos_weight
+        loss = -(pos + (1 - targets) * p.pow(self.gamma) * log_not_p)  # (B, L)
+        if self.alpha is not None:
+            loss = loss * self.alpha
+        return loss.mean()
+
+
+class SoftCrossEntropy(nn.Module):
+    """Softmax cross-entropy against a target distribution per row (single-label problems).
+
+    loss = -mean_b sum_j t'_bj log softmax(x_b)_j,  t' = t * (1 - eps) + eps / L.
+    """
+
+    def __init__(self, label_smoothing: float = 0.0) -> None:
+        super().__init__()
+        self.label_smoothing = label_smoothing
+
+    def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
+        targets = _smooth(targets.to(logits.dtype), self.label_smoothing, logits.shape[-1])
+        return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
+
+
+def bernoulli_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """Per-label Bernoulli KL(teacher || student) of temperature-softened sigmoids, mean over B*L, times T^2.
+
+    KL = q log(q/p) + (1-q) log((1-q)/(1-p)),  q = s(t/T), p = s(x/T)   (Hinton et al., 2015, scaled by T^2).
+    """
+    s, t = student / temperature, teacher / temperature
+    q = torch.sigmoid(t)
+    kl = q * (F.logsigmoid(t) - F.logsigmoid(s)) + (1 - q) * (F.logsigmoid(-t) - F.logsigmoid(-s))
+    return kl.mean() * temperature**2
+
+
+def softmax_kl(student: torch.Tensor, teacher: torch.Tensor, temperature: float) -> torch.Tensor:
+    """KL(softmax(t/T) || softmax(x/T)) per row, mean over B, times T^2 (Hinton et al., 2015)."""
+    log_q = F.log_softmax(teacher / temperature, dim=-1)
+    log_p = F.log_softmax(student / temperature, dim=-1)
+    return (log_q.exp() * (log_q - log_p)).sum(-1).mean() * temperature**2
+
+
+class KnowledgeDistillation(nn.Module):
+    """Wraps a base loss: {"task": (1 - w) * base(x, t), "kd": w * T^2 * KL(teacher || student)}.
+
+    Args:
+        base: the supervised loss on the (soft) targets.
+        temperature: T > 0 softening both teacher and student.
+        weight: w in [0, 1], the KD share.
+        multi_label: Bernoulli KL per label (sigmoid heads) or softmax KL (single-label heads).
+    """
+
+    def __init__(self, base: nn.Module, temperature: float = 2.0, weight: float = 0.5, multi_label: bool = True):
+        super().__init__()
+        if temperature <= 0 or not 0.0 <= weight <= 1.0:
+            raise ValueError(f"KD needs temperature > 0 and weight in [0, 1], got {temperature}, {weight}")
+        self.base, self.temperature, self.weight = base, temperature, weight
+        self.kl = bernoulli_kl if multi_label else softmax_kl
+
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor
+    ) -> dict[str, torch.Tensor]:
+        return {
+            "task": (1 - self.weight) * self.base(logits, targets),
+            "kd": self.weight * self.kl(logits, teacher_logits.to(logits.dtype), self.temperature),
+        }
+
+
+class Orthogonality(nn.Module):
+    """Pushes classifier rows apart: lambda * sum_{i<j} max(0, cos(w_i, w_j)) over the weight (L, H).
+
+    Zero for mutually orthogonal (or opposed) rows, positive when any two labels share a direction.
+    """
+
+    def __init__(self, weight: float) -> None:
+        super().__init__()
+        self.weight = weight
+
+    def forward(self, rows: torch.Tensor) -> torch.Tensor:
+        unit = F.normalize(rows.float(), dim=-1)
+        cos = unit @ unit.T  # (L, L)
+        upper = torch.triu(cos, diagonal=1).clamp(min=0)
+        return self.weight * upper.sum()
+
+
+def label_statistics(train: Split) -> tuple[torch.Tensor, torch.Tensor]:
+    """(pos_weight, alpha) per label from hard train labels: neg/pos in [1, 100]; 1/freq scaled to mean 1."""
+    pos = train.gold.sum(0).astype(np.float64)
+    n = len(train)
+    pos_weight = np.clip((n - pos) / np.maximum(pos, 1.0), 1.0, 100.0)
+    inv = 1.0 / np.maximum(pos / n, 1.0 / n)
+    alpha = inv / inv.mean()
+    return torch.tensor(pos_weight, dtype=torch.float32), torch.tensor(alpha, dtype=torch.float32)
+
+
+def build_loss(cfg: TrainConfig, train: Split) -> nn.Module:
+    """The supervised loss `cfg` asks for (KD and orthogonality are added by the trainer)."""
+    if not cfg.multi_label:
+        return SoftCrossEntropy(cfg.label_smoothing)
+    pos_weight, alpha = label_statistics(train)
+    pw = pos_weight if cfg.pos_weight else None
+    if cfg.loss == "focal":
+        return FocalLoss(cfg.focal_gamma, alpha if cfg.focal_alpha else None, pw, cfg.label_smoothing)
+    return SoftBCE(pw, cfg.label_smoothing)
