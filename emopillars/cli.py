@@ -6,7 +6,7 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Annotated, Optional
+from typing import Annotated
 
 import typer
 
@@ -14,7 +14,7 @@ from emopillars.errors import EmopillarsError
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, help=__doc__)
 
-ConfigOpt = Annotated[Optional[Path], typer.Option("--config", help="JSON/YAML file setting any option; flags win.")]
+ConfigOpt = Annotated[Path | None, typer.Option("--config", help="JSON/YAML file setting any option; flags win.")]
 
 
 @app.callback()
@@ -40,6 +40,43 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
 
 
 # --- synth (issue 2) ---------------------------------------------------------------------------
+
+
+@app.command()
+def synth(
+    corpus: Annotated[str | None, typer.Option(help="Folder of .txt, .jsonl, or HF dataset id/path.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/synth).")] = None,
+    backend: Annotated[str | None, typer.Option(help="vllm | openai | transformers.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id or path (default: embedded SmolLM2).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    max_passages: Annotated[int | None, typer.Option(help="Use at most N passages.")] = None,
+    contextless_per_example: Annotated[int | None, typer.Option(help="Rewrites per example.")] = None,
+    dedup_threshold: Annotated[float | None, typer.Option(help="Cosine similarity in (0, 1].")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    text_field: Annotated[str | None, typer.Option(help="Text field of a .jsonl/HF corpus.")] = None,
+    max_characters: Annotated[int | None, typer.Option(help="Characters per passage.")] = None,
+    emotions_per_character: Annotated[int | None, typer.Option(help="Target emotions per character.")] = None,
+    target_threshold: Annotated[float | None, typer.Option(help="Min blind score of the target.")] = None,
+    max_retries: Annotated[int | None, typer.Option(help="Retries of unusable outputs.")] = None,
+    temperature: Annotated[float | None, typer.Option()] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16.")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option()] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option()] = None,
+    max_model_len: Annotated[int | None, typer.Option()] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Parallel requests (openai).")] = None,
+    batch_size: Annotated[int | None, typer.Option(help="Prompts per batch (transformers).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Synthesize a narrative-grounded emotion corpus with an LLM."""
+    flags = {k: v for k, v in locals().items() if k != "config"}  # every flag is a SynthConfig field
+    from emopillars.config import load_config
+    from emopillars.synth.config import SynthConfig
+    from emopillars.synth.pipeline import synthesize
+
+    report = synthesize(load_config(SynthConfig, config, flags))
+    typer.echo(report.summary())
+    if not sum(report.examples.values()):
+        raise EmopillarsError(f"no example survived the filters; see {report.out}/report.json for what was dropped")
 
 # --- train / predict (issue 3) -------------------------------------------------------------------
 

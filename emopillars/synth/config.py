@@ -28,19 +28,28 @@ class SynthConfig(StrictModel):
     emotions_per_character: int = Field(3, ge=1, le=28, description="Target emotions scheduled per character.")
     contextless_per_example: int = Field(3, ge=0, le=10, description="Context-less rewrites per contextual example.")
     target_threshold: float = Field(0.1, ge=0.0, le=1.0, description="Drop examples whose target scores below this.")
-    label_threshold: float = Field(0.3, gt=0.0, le=1.0, description="A label is in `labels` when its score passes this.")
-    dedup_threshold: float = Field(0.9, gt=0.0, le=1.0, description="Cosine similarity at which two examples are duplicates.")
+    label_threshold: float = Field(
+        0.3, gt=0.0, le=1.0, description="A label is in `labels` when its score passes this."
+    )
+    dedup_threshold: float = Field(
+        0.9, gt=0.0, le=1.0, description="Cosine similarity at which two examples are duplicates."
+    )
     max_retries: int = Field(2, ge=0, le=10, description="Retries of a call whose output fails to parse or validate.")
     temperature: float = Field(0.8, ge=0.0, le=2.0)
     top_p: float = Field(0.95, gt=0.0, le=1.0)
     seed: int = 0
-    split_fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="train/validation/test by passage.")
-    embedder: str | None = Field(None, description="sentence-transformers model for de-duplication; default: embedded MiniLM.")
+    split_fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="train/validation/test by passage."
+    )
+    embedder: str | None = Field(
+        None, description="sentence-transformers model for de-duplication; default: embedded MiniLM."
+    )
     # Engine options (left out of cache keys: they change speed, not results).
     dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
     max_model_len: int | None = Field(4096, ge=256)
+    chunk_size: int = Field(256, ge=1, description="Calls per engine submission; each is cached when it returns.")
     concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")
     request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
@@ -49,6 +58,8 @@ class SynthConfig(StrictModel):
     def _check(self) -> SynthConfig:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs --base-url (e.g. http://127.0.0.1:8000/v1)")
+        if self.backend == "openai" and not self.model:
+            raise ValueError("backend 'openai' needs --model (the name the server serves the model under)")
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
             raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
         return self

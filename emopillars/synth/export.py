@@ -1,0 +1,84 @@
+"""Writing a synthesis run out in standard formats: JSONL plus a `datasets.DatasetDict` on disk.
+
+Splits are assigned by passage, so no passage's examples span two splits (no leakage of a story
+between train and test). Files are written to a temporary name and moved into place, so a kill
+never leaves a half-written output.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import random
+import shutil
+from collections.abc import Sequence
+from pathlib import Path
+
+from emopillars.records import Example
+from emopillars.taxonomy import LABELS
+
+SPLITS = ("train", "validation", "test")
+
+
+def example_id(*parts: str | None) -> str:
+    """A stable, content-derived id."""
+    return hashlib.sha256("\x1f".join(p or "" for p in parts).encode()).hexdigest()[:16]
+
+
+def assign_splits(passage_ids: Sequence[str], fractions: tuple[float, float, float], seed: int) -> dict[str, str]:
+    """Seeded split of passages; with three or more, validation and test each get at least one."""
+    ordered = sorted(set(passage_ids))
+    random.Random(seed).shuffle(ordered)
+    n = len(ordered)
+    n_val, n_test = (round(n * fractions[1]), round(n * fractions[2]))
+    if n >= 3:
+        n_val, n_test = max(n_val, 1 if fractions[1] > 0 else 0), max(n_test, 1 if fractions[2] > 0 else 0)
+    n_train = n - n_val - n_test
+    names = ["train"] * n_train + ["validation"] * n_val + ["test"] * n_test
+    return dict(zip(ordered, names, strict=True))
+
+
+def _features():
+    from datasets import Features, List, Value
+
+    return Features(
+        {
+            "id": Value("string"),
+            "mode": Value("string"),
+            "split": Value("string"),
+            "passage_id": Value("string"),
+            "character": Value("string"),
+            "character_description": Value("string"),
+            "context": Value("string"),
+            "utterance": Value("string"),
+            "target_emotion": Value("string"),
+            "soft_labels": {label: Value("float32") for label in LABELS},
+            "labels": List(Value("string")),
+            "source_id": Value("string"),
+        }
+    )
+
+
+def write_outputs(examples: Sequence[Example], out: Path) -> None:
+    """`out/examples.jsonl` (one record per line) and `out/dataset/` (train/validation/test)."""
+    from datasets import Dataset, DatasetDict
+
+    out.mkdir(parents=True, exist_ok=True)
+    jsonl = out / "examples.jsonl"
+    tmp = jsonl.with_suffix(".jsonl.tmp")
+    with tmp.open("w", encoding="utf-8") as f:
+        for ex in examples:
+            f.write(json.dumps(ex.model_dump(), ensure_ascii=False) + "\n")
+    os.replace(tmp, jsonl)
+
+    rows = [ex.model_dump() for ex in examples]
+    features = _features()
+    dataset = DatasetDict(
+        {s: Dataset.from_list([r for r in rows if r["split"] == s], features=features) for s in SPLITS}
+    )
+    staging, target = out / ".dataset.tmp", out / "dataset"
+    shutil.rmtree(staging, ignore_errors=True)
+    dataset.save_to_disk(str(staging))
+    shutil.rmtree(target, ignore_errors=True)
+    os.replace(staging, target)
