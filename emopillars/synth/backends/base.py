@@ -1,0 +1,108 @@
+"""The one LLM backend interface: requests in, completions out, order kept.
+
+A backend is a pydantic model of its settings (distilabel's `LLM`): `load()` does the heavy
+imports and starts the engine, `generate()` takes a whole stage's requests at once so the
+engine can schedule and batch them, `close()` frees it. `name` is the backend's identity in
+cache keys, so it holds only what changes results (not batch size or memory share).
+"""
+
+from __future__ import annotations
+
+import importlib.util
+from abc import ABC, abstractmethod
+from collections.abc import Sequence
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from emopillars.errors import EmopillarsError
+
+
+class Sampling(BaseModel, frozen=True, extra="forbid"):
+    """Sampling parameters of one request; part of its cache key."""
+
+    temperature: float = Field(0.8, ge=0.0)
+    top_p: float = Field(0.95, gt=0.0, le=1.0)
+    max_tokens: int = Field(256, ge=1)
+    seed: int | None = None
+
+
+class Request(BaseModel, frozen=True, extra="forbid"):
+    """One chat call: user/assistant turns, sampling, and an optional JSON schema for the output."""
+
+    messages: list[dict[str, str]]
+    sampling: Sampling = Sampling()
+    json_schema: dict | None = None
+
+    @field_validator("messages")
+    @classmethod
+    def _user_and_assistant_only(cls, messages: list[dict[str, str]]) -> list[dict[str, str]]:
+        # Mistral-7B-Instruct's chat template rejects a system turn: instructions go in the user turn.
+        if not messages or messages[-1].get("role") != "user":
+            raise ValueError("messages must be non-empty and end with a user turn")
+        for message in messages:
+            if message.get("role") not in ("user", "assistant") or not isinstance(message.get("content"), str):
+                raise ValueError(f"each message needs role user|assistant and a string content, got {message}")
+        return messages
+
+
+class Completion(BaseModel):
+    """What a backend returns for one request; a failed call is a completion with its error, not a raise."""
+
+    text: str
+    finish_reason: Literal["stop", "length", "error"]
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    error: str | None = None
+
+
+class Backend(BaseModel, ABC):
+    """Settings of an LLM backend plus its lifecycle; use as a context manager."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    model: str
+
+    @property
+    @abstractmethod
+    def name(self) -> str:
+        """Identity in cache keys, e.g. "vllm:/path/to/model"."""
+
+    @abstractmethod
+    def load(self) -> None:
+        """Import the heavy packages and start the engine (idempotent)."""
+
+    @abstractmethod
+    def close(self) -> None:
+        """Free the engine (idempotent)."""
+
+    @abstractmethod
+    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
+        """Answer all requests in one submission, in their order, with a progress bar labelled `desc`."""
+
+    def __enter__(self) -> Backend:
+        self.load()
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.close()
+
+
+def require(module: str, backend: str, extra: str) -> None:
+    """Fail with the pip extra to install when a backend's package is missing."""
+    if importlib.util.find_spec(module) is None:
+        raise EmopillarsError(
+            f"backend '{backend}' needs the Python package '{module}', which is not installed; "
+            f'run: pip install "emopillars[{extra}]"'
+        )
+
+
+def resolve_dtype(dtype: str) -> str:
+    """`auto` means float32 on CPU (4x faster than bfloat16 without AVX-512), bfloat16 on a GPU that has it."""
+    if dtype != "auto":
+        return dtype
+    import torch
+
+    if not torch.cuda.is_available():
+        return "float32"
+    return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
