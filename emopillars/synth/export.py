@@ -74,11 +74,12 @@ def write_outputs(examples: Sequence[Example], out: Path) -> None:
 
     rows = [ex.model_dump() for ex in examples]
     features = _features()
-    dataset = DatasetDict(
-        {s: Dataset.from_list([r for r in rows if r["split"] == s], features=features) for s in SPLITS}
-    )
+    # Column-wise, so an empty split still carries its schema (from_list([]) saves none).
+    columns = {s: {name: [r[name] for r in rows if r["split"] == s] for name in features} for s in SPLITS}
+    dataset = DatasetDict({s: Dataset.from_dict(columns[s], features=features) for s in SPLITS})
     staging, target = out / ".dataset.tmp", out / "dataset"
     shutil.rmtree(staging, ignore_errors=True)
-    dataset.save_to_disk(str(staging))
+    # One shard per split: datasets 5.2 writes no shard for an empty split and then cannot load it.
+    dataset.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)

@@ -61,8 +61,14 @@ class Candidate:
         return example_id(self.mode, self.passage.id, self.character.name, self.target, self.context, self.utterance)
 
 
-def synthesize(config: SynthConfig) -> SynthReport:
-    """Run the whole pipeline into `config.out` and return its report (also saved as report.json)."""
+def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthReport:
+    """Run the whole pipeline into `config.out` and return its report (also saved as report.json).
+
+    Args:
+        config: the run's settings.
+        backend: an already loaded backend to reuse (the caller closes it); by default one is built
+            from `config` and closed at the end.
+    """
     from emopillars.corpora import load_passages
 
     started = time.perf_counter()
@@ -74,13 +80,14 @@ def synthesize(config: SynthConfig) -> SynthReport:
             max_chars=config.passage_chars,
             max_passages=config.max_passages,
         )
-        llm = _LLM(config, _backend(config))
+        llm = _LLM(config, backend or _backend(config))
         try:
             slots = llm.characters(passages)
             contextual = llm.contextual(slots)
             contextless = llm.contextless(contextual)
         finally:
-            llm.backend.close()
+            if backend is None:
+                llm.backend.close()
         stats = llm.stats
         kept, removed = _deduplicate(contextual + contextless, config)
         stats.dropped["duplicate"] += sum(removed.values())
