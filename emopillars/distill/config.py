@@ -66,7 +66,8 @@ class TrainConfig(StrictModel):
     eval_every: int | None = Field(None, ge=1, description="Evaluate every N steps; default: once per epoch.")
     save_every: int | None = Field(None, ge=1, description="Checkpoint every N steps; default: at each evaluation.")
     patience: int | None = Field(None, ge=1, description="Stop after N evaluations without a better macro-F1.")
-    resume: bool = Field(False, description="Continue from the checkpoint in --out.")
+    resume: bool = Field(False, description="Continue from the checkpoints in --out.")
+    keep_checkpoints: bool = Field(False, description="Keep --out/checkpoints after a finished run.")
     progress: bool = Field(True, description="Show progress bars.")
 
     @model_validator(mode="after")

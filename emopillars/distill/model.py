@@ -1,0 +1,130 @@
+"""The student: any Hugging Face encoder under `AutoModelForSequenceClassification`.
+
+For BERT-type encoders (the default all-MiniLM-L6-v2 is a `BertModel`) that class is exactly
+dropout + a linear layer over the pooled [CLS] output, and its folders load in
+`transformers.pipeline`. MiniLM ships pooler weights from its original pre-training (the
+sentence-transformers objective never tuned them); they are fine-tuned with the rest.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from emopillars.errors import EmopillarsError
+
+log = logging.getLogger(__name__)
+
+HeadInit = tuple[torch.Tensor, torch.Tensor]  # classifier weight (L, H), bias (L,)
+HF_PROBLEM_TYPE = {"multi_label": "multi_label_classification", "single_label": "single_label_classification"}
+
+
+def resolve_model_path(name_or_path: str | None) -> str:
+    """None -> the embedded MiniLM; an existing path or a hub id otherwise (one-line error for a bad path)."""
+    if name_or_path is None:
+        from emopillars.assets import embedder_path
+
+        return embedder_path()
+    if name_or_path.startswith((".", "/", "~")) and not Path(name_or_path).expanduser().exists():
+        raise EmopillarsError(f"model folder not found: {name_or_path}")
+    return str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path
+
+
+def head_linear(model: nn.Module) -> nn.Linear:
+    """The output layer (L, H): the last Linear whose outputs are the labels (BERT `classifier`, RoBERTa `out_proj`)."""
+    num_labels = model.config.num_labels
+    linears = [m for m in model.modules() if isinstance(m, nn.Linear) and m.out_features == num_labels]
+    assert linears, "no classification layer found"
+    return linears[-1]
+
+
+def load_classifier(
+    name_or_path: str | None,
+    labels: tuple[str, ...],
+    problem_type: str,
+    dropout: float | None = None,
+    head_init: HeadInit | None = None,
+) -> tuple[nn.Module, Any]:
+    """Encoder + fresh (or `head_init`) head over `labels`, and its tokenizer.
+
+    A source folder with another label set (e.g. a 28-label emopillars model fine-tuned onto
+    ISEAR) keeps its encoder; its head is re-initialised unless `head_init` supplies the rows.
+    """
+    from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
+    from transformers.utils import logging as hf_logging
+
+    path = resolve_model_path(name_or_path)
+    try:
+        source = AutoConfig.from_pretrained(path)
+        tokenizer = AutoTokenizer.from_pretrained(path)
+    except OSError as exc:
+        raise EmopillarsError(f"cannot load model {path!r}: {exc}") from None
+    kwargs: dict[str, Any] = {
+        "num_labels": len(labels),
+        "id2label": dict(enumerate(labels)),
+        "label2id": {name: i for i, name in enumerate(labels)},
+        "problem_type": HF_PROBLEM_TYPE[problem_type],
+    }
+    if dropout is not None:
+        kwargs["classifier_dropout"] = dropout
+    verbosity = hf_logging.get_verbosity()
+    hf_logging.set_verbosity_error()  # the expected "classifier newly initialised" report is noise here
+    try:
+        model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, **kwargs)
+    finally:
+        hf_logging.set_verbosity(verbosity)
+    old_labels = [source.id2label[i] for i in sorted(source.id2label)] if getattr(source, "id2label", None) else []
+    head = head_linear(model)
+    if head_init is not None:
+        weight, bias = head_init
+        if tuple(weight.shape) != tuple(head.weight.shape) or tuple(bias.shape) != tuple(head.bias.shape):
+            shapes = f"{tuple(weight.shape)}, {tuple(bias.shape)}"
+            raise ValueError(f"head_init shapes {shapes} do not match the head {tuple(head.weight.shape)}")
+        with torch.no_grad():
+            head.weight.copy_(weight)
+            head.bias.copy_(bias)
+    elif getattr(source, "emopillars", None) and old_labels != list(labels):
+        # Same size, other names would otherwise silently reuse unrelated rows.
+        with torch.no_grad():
+            head.weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+            head.bias.zero_()
+        log.info("label set differs from %s: classifier head re-initialised", path)
+    model.config.pad_token_id = tokenizer.pad_token_id
+    return model, tokenizer
+
+
+def predict_logits(
+    model: nn.Module,
+    tokenizer: Any,
+    texts: list[str],
+    contexts: list[str] | None,
+    max_length: int,
+    batch_size: int = 64,
+) -> np.ndarray:
+    """Logits (N, L) in input order. The one inference path of training, metrics and `EmotionClassifier`.
+
+    Rows are batched by length (less padding) and put back in order.
+    """
+    from emopillars.distill.data import Collator, encode
+
+    if not texts:
+        return np.zeros((0, model.config.num_labels), dtype=np.float32)
+    rows = encode(tokenizer, texts, contexts, max_length)
+    order = np.argsort([-len(r["input_ids"]) for r in rows], kind="stable")
+    collate = Collator(tokenizer.pad_token_id or 0)
+    device = next(model.parameters()).device
+    out = np.empty((len(rows), model.config.num_labels), dtype=np.float32)
+    was_training = model.training
+    model.eval()
+    with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
+        for start in range(0, len(rows), batch_size):
+            idx = order[start : start + batch_size]
+            batch = {k: v.to(device) for k, v in collate([rows[i] for i in idx]).items()}
+            out[idx] = model(**batch).logits.float().cpu().numpy()
+    model.train(was_training)
+    return out

@@ -1,0 +1,56 @@
+"""The pseudo-label loop's pieces: label an unlabelled pool, keep the confident rows.
+
+Each round (see `trainer.train`): the best model so far labels the pool, rows whose top
+probability reaches `cfg.pseudo_threshold` join the training data with the model's
+probabilities as soft targets, the last student becomes the teacher, and a fresh student
+(from the pretrained encoder) trains with KD from it.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+
+import numpy as np
+
+from emopillars.distill.data import Split, read_texts
+from emopillars.errors import EmopillarsError
+
+if TYPE_CHECKING:
+    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.distill.config import TrainConfig
+
+log = logging.getLogger(__name__)
+
+
+def load_pool(cfg: TrainConfig) -> tuple[list[str], list[str] | None]:
+    """The unlabelled texts (and contexts, needed in contextual mode)."""
+    assert cfg.unlabeled is not None
+    texts, contexts = read_texts(cfg.unlabeled)
+    if cfg.mode == "contextual" and contexts is None:
+        raise EmopillarsError(f"{cfg.unlabeled}: mode 'contextual' needs a 'context' column in the unlabeled pool")
+    if not texts:
+        raise EmopillarsError(f"{cfg.unlabeled}: the unlabeled pool is empty")
+    return texts, contexts if cfg.mode == "contextual" else None
+
+
+def pseudo_label(
+    labeller: EmotionClassifier, texts: list[str], contexts: list[str] | None, threshold: float, batch_size: int = 64
+) -> Split:
+    """Rows of the pool whose most confident label reaches `threshold`, with soft targets = probabilities.
+
+    Hard labels (for the sampler and loss statistics) follow the labeller's tuned thresholds.
+    """
+    from emopillars.distill.metrics import decide
+
+    scores = labeller.predict_proba(texts, contexts, batch_size)
+    keep = np.flatnonzero(scores.max(1) >= threshold)
+    single = labeller.problem_type == "single_label"
+    gold = decide(scores[keep], labeller.thresholds, single)
+    log.info("pseudo-labelling: %d of %d pool rows reach confidence %.2f", len(keep), len(texts), threshold)
+    return Split(
+        [texts[i] for i in keep],
+        None if contexts is None else [contexts[i] for i in keep],
+        scores[keep].astype(np.float32),
+        gold,
+    )
