@@ -21,20 +21,6 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-def output_layer(model: torch.nn.Module) -> torch.nn.Linear:
-    """The linear layer producing the logits: the last `Linear` with `num_labels` outputs.
-
-    That is `classifier` for BERT-type models and `classifier.out_proj` for RoBERTa-type ones.
-    """
-    import torch
-
-    num_labels = model.config.num_labels
-    layers = [m for m in model.modules() if isinstance(m, torch.nn.Linear) and m.out_features == num_labels]
-    if not layers:
-        raise EmopillarsError(f"{model.config.name_or_path}: no output layer with {num_labels} outputs")
-    return layers[-1]
-
-
 def map_head_rows(
     weight: torch.Tensor,
     bias: torch.Tensor,
@@ -77,12 +63,14 @@ def mapped_head(init: str | Path, task: Task) -> tuple[torch.Tensor, torch.Tenso
     import torch
     from transformers import AutoModelForSequenceClassification
 
+    from emopillars.distill.model import head_linear
+
     path = Path(init)
     if not (path / "config.json").is_file():
         raise EmopillarsError(f"--init {init}: not a model folder (no config.json)")
     model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
-    layer = output_layer(model)
+    layer = head_linear(model)  # BERT `classifier`, RoBERTa `classifier.out_proj`
     weight, bias = map_head_rows(layer.weight, layer.bias, labels, task.mapping, task.labels, where=str(init))
     log.info("initialised the %d-label %s head from %s by label mapping", len(task.labels), task.name, init)
     return weight, bias

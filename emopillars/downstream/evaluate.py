@@ -1,0 +1,139 @@
+"""`emopillars evaluate`: score a model folder on a benchmark split with the literature's metrics.
+
+Predictions come from `EmotionClassifier.predict` (the model's own thresholds, or the argmax for
+single-label models), and the metrics are scikit-learn on those labels: evaluating equals running
+`predict` and scoring its output.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+from emopillars.downstream.config import EvaluateConfig
+from emopillars.downstream.metrics import references, task_metrics
+from emopillars.downstream.readers import Row, read_task
+from emopillars.downstream.tasks import Task, get_task
+from emopillars.errors import EmopillarsError
+
+if TYPE_CHECKING:
+    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.distill.data import Split
+
+log = logging.getLogger(__name__)
+
+_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
+
+
+def label_matrix(names: list[list[str]], labels: tuple[str, ...]) -> np.ndarray:
+    """(N, L) 0/1 matrix of label-name lists in `labels` order."""
+    index = {name: i for i, name in enumerate(labels)}
+    out = np.zeros((len(names), len(labels)), dtype=np.int8)
+    for row, row_names in enumerate(names):
+        out[row, [index[n] for n in row_names]] = 1
+    return out
+
+
+def score(
+    clf: EmotionClassifier,
+    texts: list[str],
+    contexts: list[str] | None,
+    gold: np.ndarray,
+    task: Task | None = None,
+    batch_size: int = 64,
+) -> dict[str, Any]:
+    """Predict with `clf` and compute the metric block (see `metrics.task_metrics`)."""
+    contexts = contexts if clf.mode == "contextual" else None
+    predictions = clf.predict(texts, contexts, batch_size=batch_size)
+    pred = label_matrix([p["labels"] for p in predictions], clf.labels)
+    single = clf.problem_type == "single_label"
+    return task_metrics(gold, pred, clf.labels, single, task.emotion_labels if task else None)
+
+
+def task_rows(clf: EmotionClassifier, task: Task, rows: list[Row]) -> tuple[list[str], list[str], np.ndarray]:
+    """Texts, contexts and gold matrix of reader rows, checked against the model's labels."""
+    if clf.labels != task.labels:
+        raise EmopillarsError(
+            f"the model predicts {len(clf.labels)} labels ({', '.join(clf.labels[:4])}, ...), not the {task.name} "
+            f"labels ({', '.join(task.labels)}): fine-tune it first with `emopillars finetune --task {task.name}`"
+        )
+    gold = label_matrix([r["labels"] for r in rows], task.labels)
+    return [r["text"] for r in rows], [r["context"] or "" for r in rows], gold
+
+
+def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
+    """The chosen split of a dataset in the `train` input format, read by the trainer's own reader.
+
+    With a `split` column: the rows of that split. Without: the seeded split `train` makes.
+    """
+    from emopillars.distill.config import TrainConfig
+    from emopillars.distill.data import build_splits, read_records
+
+    records = read_records(cfg.data)
+    settings = TrainConfig(
+        data=cfg.data,
+        labels=clf.labels,
+        problem_type=clf.problem_type,
+        mode=clf.mode,
+        seed=cfg.split_seed or 0,
+    )
+    if not any(r.get("split") for r in records):
+        return getattr(build_splits(records, settings, cfg.data), cfg.split)
+    chosen = [{**r, "split": None} for r in records if _SPLIT_ALIASES.get(r.get("split"), r.get("split")) == cfg.split]
+    if len(chosen) < 2:
+        raise EmopillarsError(f"{cfg.data}: split {cfg.split!r} has {len(chosen)} row(s); at least 2 are needed")
+    # build_splits re-splits the unsplit rows; the metrics only need them all, in any order.
+    parts = build_splits(chosen, settings, cfg.data)
+    return parts.train.concat(parts.validation).concat(parts.test)
+
+
+def _saved_finetune_options(model: str) -> dict[str, Any]:
+    path = Path(model) / "finetune_config.json"
+    return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
+
+
+def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[str, Any]:
+    """Run `emopillars evaluate`; returns (and writes to `cfg.output`) the result.
+
+    Args:
+        cfg: the settings.
+        clf: an already loaded classifier of `cfg.model` (saves loading it again).
+
+    Returns:
+        {"model", "task", "data", "split", "n", "metrics", "references"}; `metrics` as
+        `metrics.task_metrics`, `references` the published numbers for the task with sources.
+    """
+    from emopillars.distill.classifier import EmotionClassifier
+
+    clf = clf or EmotionClassifier.from_pretrained(cfg.model)
+    task = get_task(cfg.task) if cfg.task else None
+    if task:
+        options = cfg.read_options(_saved_finetune_options(cfg.model))
+        rows = read_task(task, cfg.data, options)[cfg.split]
+        if not rows:
+            raise EmopillarsError(f"{cfg.data}: the {cfg.split} split of {task.name} is empty")
+        texts, contexts, gold = task_rows(clf, task, rows)
+    else:
+        split = _train_format_split(clf, cfg)
+        if not len(split):
+            raise EmopillarsError(f"{cfg.data}: the {cfg.split} split is empty")
+        texts, contexts, gold = split.texts, split.contexts, split.gold
+    metrics = score(clf, texts, contexts, gold, task, cfg.batch_size)
+    log.info("%s on %s [%s]: %d rows scored", cfg.model, cfg.data, cfg.split, len(texts))
+    result = {
+        "model": str(cfg.model),
+        "task": task.name if task else None,
+        "data": str(cfg.data),
+        "split": cfg.split,
+        "n": len(texts),
+        "metrics": metrics,
+        "references": references().get(task.name, []) if task else [],
+    }
+    if cfg.output:
+        cfg.output.parent.mkdir(parents=True, exist_ok=True)
+        cfg.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    return result

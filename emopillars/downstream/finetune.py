@@ -1,0 +1,77 @@
+"""`emopillars finetune`: adapt a trained emopillars encoder to a downstream benchmark.
+
+Read the benchmark in its public format, give the model a head over the task's labels initialised
+from the pretrained 28-label head through the label mapping, train with the distillation trainer
+(the same loop, options and outputs as `emopillars train`), then score the test split with the
+task's literature metrics through `evaluate`, so the numbers match a later `emopillars evaluate`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from dataclasses import asdict
+from typing import Any
+
+from emopillars.config import save_config
+from emopillars.downstream.config import FinetuneConfig
+from emopillars.downstream.evaluate import score, task_rows
+from emopillars.downstream.mapping import mapped_head
+from emopillars.downstream.readers import Splits as RowSplits
+from emopillars.downstream.readers import read_task
+from emopillars.downstream.tasks import Task, get_task
+from emopillars.errors import EmopillarsError
+
+log = logging.getLogger(__name__)
+
+
+def to_splits(rows: RowSplits, task: Task, contextual: bool, source: str = "data") -> Any:
+    """Reader rows -> the trainer's `Splits` (texts, contexts in contextual mode, targets, gold)."""
+    from emopillars.distill.data import Split, Splits
+
+    single = task.problem_type == "single_label"
+
+    def one(part: list[dict]) -> Split:
+        contexts = [r["context"] or "" for r in part] if contextual else None
+        return Split.from_labels([r["text"] for r in part], [r["labels"] for r in part], task.labels, contexts, single)
+
+    splits = Splits(one(rows["train"]), one(rows["validation"]), one(rows["test"]))
+    splits.summary = {
+        "source": source,
+        "task": task.name,
+        "mode": "contextual" if contextual else "contextless",
+        "rows_read": sum(len(v) for v in rows.values()),
+        "rows": {name: len(part) for name, part in rows.items()},
+        "label_counts_train": {n: int(c) for n, c in zip(task.labels, splits.train.gold.sum(0), strict=True)},
+    }
+    return splits
+
+
+def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
+    """Run `emopillars finetune`; returns the trainer's report plus `task_test` (the task's metrics).
+
+    Writes to `cfg.out` what `train` writes (model folder, metrics.json, card, plots) plus
+    `finetune_config.json` (read back by `evaluate` for the context size and split seed).
+    """
+    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.distill.trainer import train
+
+    task = get_task(cfg.task)
+    options = cfg.read_options()
+    rows = read_task(task, cfg.data, options)
+    if not rows["train"]:
+        raise EmopillarsError(f"{cfg.data}: no training rows for {task.name}")
+    data = to_splits(rows, task, cfg.mode == "contextual", str(cfg.data))
+    head = mapped_head(cfg.init, task) if cfg.init and cfg.head_init == "mapped" else None
+    report = train(cfg.train_config(), data=data, head_init=head)
+    # The resolved reading options, so `evaluate` on the same files rebuilds the same contexts and splits.
+    save_config(cfg.model_copy(update=asdict(options)), cfg.out / "finetune_config.json")
+    report["task"] = task.name
+    report["head_init"] = "mapped" if head is not None else "random"
+    if rows["test"]:
+        # The saved folder, through evaluate's own path: equal to a later `emopillars evaluate`.
+        clf = EmotionClassifier.from_pretrained(cfg.out)
+        texts, contexts, gold = task_rows(clf, task, rows["test"])
+        report["task_test"] = score(clf, texts, contexts, gold, task, cfg.eval_batch_size)
+    (cfg.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    return report
