@@ -1,10 +1,16 @@
-"""Tiny emotion data in the synth export format: four well-separated emotions, contexts that flip them."""
+"""Shared fixtures: tiny synth-format data (four well-separated emotions, contexts that flip them),
+one MiniLM per session, one trained model per session."""
 
 from __future__ import annotations
 
+import copy
 import json
 from pathlib import Path
 
+import pytest
+
+from emopillars.distill.config import TrainConfig
+from emopillars.distill.model import load_classifier
 from emopillars.taxonomy import LABELS
 
 PHRASES = {
@@ -65,3 +71,34 @@ def write_synth_folder(folder: Path) -> Path:
         for row in example_rows():
             fh.write(json.dumps(row) + "\n")
     return folder
+
+
+# Small and fast on a shared 2-core CPU: short sequences, batch 8, a few steps.
+FAST = {"batch_size": 8, "eval_batch_size": 32, "max_length": 64, "progress": False, "lr": 1e-4}
+
+
+@pytest.fixture(scope="session")
+def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    return write_synth_folder(tmp_path_factory.mktemp("synth"))
+
+
+@pytest.fixture(scope="session")
+def _minilm() -> tuple:
+    return load_classifier(None, LABELS, "multi_label")
+
+
+@pytest.fixture
+def minilm(_minilm: tuple) -> tuple:
+    """A fresh copy of MiniLM with a 28-label head, and its tokenizer."""
+    model, tokenizer = _minilm
+    return copy.deepcopy(model), tokenizer
+
+
+@pytest.fixture(scope="session")
+def trained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict]:
+    """A contextless model trained for a few steps through the public `train` (the CLI's path)."""
+    from emopillars.distill.trainer import train
+
+    out = tmp_path_factory.mktemp("trained")
+    cfg = TrainConfig(data=str(synth_dir), out=out, max_steps=10, eval_every=5, **FAST)
+    return out, train(cfg)
