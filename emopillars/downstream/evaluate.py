@@ -58,7 +58,8 @@ def task_rows(clf: EmotionClassifier, task: Task, rows: list[Row]) -> tuple[list
     """Texts, contexts and gold matrix of reader rows, checked against the model's labels."""
     if clf.labels != task.labels:
         raise EmopillarsError(
-            f"the model predicts {len(clf.labels)} labels ({', '.join(clf.labels[:4])}, ...), not the {task.name} "
+            f"the model predicts {len(clf.labels)} labels ({', '.join(clf.labels[:7])}"
+            f"{', ...' if len(clf.labels) > 7 else ''}), not the {task.name} "
             f"labels ({', '.join(task.labels)}): fine-tune it first with `emopillars finetune --task {task.name}`"
         )
     gold = label_matrix([r["labels"] for r in rows], task.labels)
