@@ -1,0 +1,153 @@
+"""Exact and near-duplicate removal that keeps the first occurrence, in input order.
+
+An item is compared only with items already KEPT, exactly as a reader walking the list would:
+its normalised text against theirs ("exact"), then its embedding against theirs ("near", cosine
+>= threshold). The kept items live in a faiss index that grows block by block, so each item costs
+one nearest-neighbour search instead of a pass over all pairs: a flat (exact) index for small
+inputs, an inverted-file index for large ones, whose recall of pairs above 0.9 is ~1.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import unicodedata
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from emopillars.errors import EmopillarsError
+
+log = logging.getLogger(__name__)
+
+EXACT_BELOW = 20_000  # inputs smaller than this use the exact flat index
+_BLOCK = 512  # items resolved per step: a (B, B) similarity block (N*B*D flops in all) and one search
+_TOLERANCE = 1e-6  # float32 inner products of identical unit vectors can land just under 1.0
+_TRAIN_PER_LIST = 32  # k-means sample per inverted list (faiss asks 39; duplicates need no finer cells)
+# Measured on 100k random 384-d unit vectors (the hardest case: no cluster structure), copies at
+# cosine 0.93-0.99 found with nlist = 2 sqrt(N): recall 0.984 at nprobe 8, 0.996 at 16, 0.999 at 32,
+# nearly independent of nlist, so nprobe stays fixed and the cost per item grows as sqrt(N).
+_NPROBE = 24
+_APOSTROPHES = str.maketrans("", "", "'\u2019\u02bc")
+
+
+@dataclass
+class DedupResult:
+    """Which inputs survive and why the others went.
+
+    Attributes:
+        keep: indices kept, in input order.
+        removed: index -> ("exact" | "near", index of the kept item it duplicates).
+    """
+
+    keep: list[int] = field(default_factory=list)
+    removed: dict[int, tuple[str, int]] = field(default_factory=dict)
+
+
+def normalise_text(text: str) -> str:
+    """The key for exact duplicates: case-folded, punctuation dropped, whitespace collapsed."""
+    text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
+    return " ".join("".join(" " if unicodedata.category(c).startswith("P") else c for c in text).split())
+
+
+def deduplicate(
+    texts: list[str],
+    embeddings: np.ndarray,
+    threshold: float,
+    *,
+    exact_below: int = EXACT_BELOW,
+    nprobe: int | None = None,
+) -> DedupResult:
+    """Walk the inputs in order and drop each one that duplicates an item already kept.
+
+    Args:
+        texts: the texts, whose normalised form decides exact duplicates.
+        embeddings: (N, D) sentence embeddings of `texts` (rows are L2-normalised here).
+        threshold: cosine similarity at or above which an item is a near duplicate, in (0, 1].
+        exact_below: inputs with fewer items use an exact flat index; larger ones an IVF index.
+        nprobe: inverted lists the IVF index visits per query (default: a recall-safe share).
+
+    Returns:
+        The kept indices and, for each removed index, the reason and the kept index it repeats
+        (for "near", the most similar kept item).
+    """
+    if not 0.0 < threshold <= 1.0:
+        raise EmopillarsError(f"dedup threshold must be in (0, 1], got {threshold}")
+    vectors = np.ascontiguousarray(embeddings, dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(texts):
+        raise ValueError(f"embeddings of shape {vectors.shape} do not match {len(texts)} texts")
+    norms = np.linalg.norm(vectors, axis=1, keepdims=True)
+    vectors = vectors / np.maximum(norms, 1e-12)
+
+    index = _make_index(vectors, approximate=len(texts) >= exact_below, nprobe=nprobe)
+    result = DedupResult()
+    keys = [normalise_text(t) for t in texts]
+    kept_by_key: dict[str, int] = {}
+    index_ids: list[int] = []  # position in the faiss index -> input index
+    cut = threshold - _TOLERANCE
+    for start in range(0, len(texts), _BLOCK):
+        block = vectors[start : start + _BLOCK]  # (B, D)
+        prior_sim, prior_id = _nearest_kept(index, block, index_ids)
+        local = block @ block.T  # (B, B)
+        hits = np.tril(local >= cut, k=-1)  # earlier items of the block above the threshold
+        has_hit = hits.any(axis=1).tolist()
+        kept = np.zeros(len(block), dtype=bool)
+        for i in range(len(block)):
+            g = start + i
+            if keys[g] in kept_by_key:
+                result.removed[g] = ("exact", kept_by_key[keys[g]])
+                continue
+            best_sim, best = prior_sim[i], prior_id[i]
+            if has_hit[i]:
+                candidates = np.flatnonzero(hits[i, :i] & kept[:i])
+                if candidates.size:
+                    j = int(candidates[np.argmax(local[i, candidates])])
+                    if local[i, j] > best_sim:
+                        best_sim, best = float(local[i, j]), start + j
+            if best_sim >= cut:
+                result.removed[g] = ("near", best)
+                continue
+            kept[i] = True
+            kept_by_key[keys[g]] = g
+            result.keep.append(g)
+        index.add(block[kept])
+        index_ids.extend((start + np.flatnonzero(kept)).tolist())
+    exact = sum(1 for reason, _ in result.removed.values() if reason == "exact")
+    log.info(
+        "dedup at %.3f: kept %d of %d (%d exact, %d near duplicates)",
+        threshold,
+        len(result.keep),
+        len(texts),
+        exact,
+        len(result.removed) - exact,
+    )
+    return result
+
+
+def _make_index(vectors: np.ndarray, *, approximate: bool, nprobe: int | None):
+    """An empty inner-product index for the kept items; the IVF one is trained on a sample of all."""
+    import faiss
+
+    n, dim = vectors.shape
+    if not approximate or n < 2:
+        return faiss.IndexFlatIP(dim)
+    nlist = max(1, min(int(2 * math.sqrt(n)), n // _TRAIN_PER_LIST))
+    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+    index.cp.spherical = True  # centroids on the unit sphere, like the vectors
+    index.cp.niter = 10
+    index.cp.min_points_per_centroid = 1
+    sample = np.random.default_rng(0).choice(n, size=min(n, nlist * _TRAIN_PER_LIST), replace=False)
+    index.train(vectors[np.sort(sample)])
+    index.nprobe = min(nlist, nprobe or _NPROBE)
+    return index
+
+
+def _nearest_kept(index, block: np.ndarray, index_ids: list[int]) -> tuple[list[float], list[int]]:
+    """Similarity to, and input index of, each block row's most similar kept item (-inf, -1 if none)."""
+    if index.ntotal == 0:
+        return [-math.inf] * len(block), [-1] * len(block)
+    sims, positions = index.search(block, 1)  # (B, 1) each; position -1 when no list held a vector
+    found = positions[:, 0] >= 0
+    sim = np.where(found, sims[:, 0], -np.inf).tolist()
+    ids = np.asarray(index_ids)[np.where(found, positions[:, 0], 0)]
+    return sim, np.where(found, ids, -1).tolist()

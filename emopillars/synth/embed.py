@@ -1,0 +1,48 @@
+"""Sentence embeddings for near-duplicate detection (sentence-transformers, one model load per process)."""
+
+from __future__ import annotations
+
+import logging
+from functools import lru_cache
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+_PROGRESS_FROM = 1000  # texts; below this a bar is noise
+
+
+@lru_cache(maxsize=4)
+def _load(model: str):
+    from sentence_transformers import SentenceTransformer
+
+    log.info("loading sentence embedder %s", model)
+    return SentenceTransformer(model)  # picks the GPU when there is one
+
+
+def embed(texts: list[str], model: str | None = None, batch_size: int = 64) -> np.ndarray:
+    """Embed texts as unit vectors, so an inner product is a cosine similarity.
+
+    Args:
+        texts: the strings to embed.
+        model: a sentence-transformers folder or hub id; None for the embedded all-MiniLM-L6-v2.
+        batch_size: texts per forward pass.
+
+    Returns:
+        float32 array of shape (N, D), each row L2-normalised.
+    """
+    if model is None:
+        from emopillars.assets import embedder_path
+
+        model = embedder_path()
+    encoder = _load(model)
+    if not texts:
+        return np.zeros((0, encoder.get_embedding_dimension()), dtype=np.float32)
+    vectors = encoder.encode(
+        texts,
+        batch_size=batch_size,
+        normalize_embeddings=True,
+        convert_to_numpy=True,
+        show_progress_bar=len(texts) >= _PROGRESS_FROM,
+    )
+    return np.ascontiguousarray(vectors, dtype=np.float32)
