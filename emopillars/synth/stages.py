@@ -108,7 +108,12 @@ def _normalised(text: str) -> str:
     return re.sub(r"\W+", " ", text.casefold()).strip()
 
 
-PLACEHOLDERS = {"", "...", "…"}
+MIN_UTTERANCE_WORDS, MIN_CONTEXT_WORDS = 3, 6
+
+
+def _words(text: str) -> int:
+    """Words that contain a letter: "1987" or "emotion:joy" are not an utterance."""
+    return sum(bool(re.search(r"[^\W\d_]{2,}", w)) and ":" not in w for w in text.split())
 
 
 class CharactersStage(Stage[Passage, CharacterList]):
@@ -155,8 +160,8 @@ class SceneStage(Stage[SceneTask, Scene]):
         return 220
 
     def check(self, item: SceneTask, record: Scene) -> Scene:
-        if _normalised(record.utterance) in PLACEHOLDERS or _normalised(record.context) in PLACEHOLDERS:
-            raise ParseError("invalid", "placeholder text instead of a scene")
+        if _words(record.utterance) < MIN_UTTERANCE_WORDS or _words(record.context) < MIN_CONTEXT_WORDS:
+            raise ParseError("invalid", "utterance or context too short to be a scene")
         if _normalised(record.utterance) == _normalised(record.context):
             raise ParseError("invalid", "utterance repeats the context")
         return record
@@ -204,7 +209,7 @@ class RewriteStage(Stage[RewriteTask, Rewrites]):
         for rewrite in record.rewrites:
             text = " ".join(rewrite.split())
             key = _normalised(text)
-            if len(key) < 3 or key in seen or names & set(key.split(" ")):
+            if _words(text) < MIN_UTTERANCE_WORDS or key in seen or names & set(key.split(" ")):
                 continue  # a placeholder, a copy, or one that still names the character
             seen.add(key)
             kept.append(text)

@@ -47,9 +47,13 @@ def test_unparseable_and_invalid_outputs_are_told_apart():
     with pytest.raises(ParseError) as err:
         stage.parse(task, "Sure! Here is a scene")
     assert err.value.reason == "unparseable"
-    with pytest.raises(ParseError) as err:
-        stage.parse(task, '{"context": "...", "utterance": "..."}')
-    assert err.value.reason == "invalid"
+    for junk in (
+        '{"context": "...", "utterance": "..."}',
+        '{"context": "Lantern at funeral: 1987", "utterance": "1987"}',
+    ):
+        with pytest.raises(ParseError) as err:
+            stage.parse(task, junk)
+        assert err.value.reason == "invalid"
     scene = stage.parse(task, 'Here: {"context": "Mara sees the boat  return at dawn.", "utterance": "He is home!"}')
     assert scene.context == "Mara sees the boat return at dawn."
 
