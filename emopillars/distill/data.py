@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emopillars.errors import EmopillarsError
+from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
     import torch
@@ -213,7 +214,7 @@ def _soft_vector(value: Any, labels: tuple[str, ...], where: str) -> np.ndarray:
         except json.JSONDecodeError:
             raise EmopillarsError(f"{where}: soft_labels is not JSON: {value[:60]!r}") from None
     if isinstance(value, dict):
-        unknown = sorted(set(value) - set(labels))
+        unknown = sorted(set(value) - set(labels) - set(LABELS))
         if unknown:
             raise EmopillarsError(f"{where}: soft_labels has label(s) {unknown} outside {list(labels)}")
         return np.array([float(value.get(name, 0.0)) for name in labels], dtype=np.float32)
@@ -258,6 +259,7 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
     else:
         kept = records
     texts, contexts, targets, gold, splits = [], [], [], [], []
+    dropped = 0
     for n, row in enumerate(kept):
         at = f"{where}: row {n}"
         text = row.get(text_col)
@@ -266,11 +268,11 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         hard = None
         if "labels" in row and row["labels"] is not None:
             names = _label_names(row["labels"], at)
-            unknown = sorted(set(names) - set(labels))
+            unknown = sorted(set(names) - set(labels) - set(LABELS))
             if unknown:
                 raise EmopillarsError(f"{at}: label(s) {unknown} outside the label set {list(labels)}")
             hard = np.zeros(len(labels), dtype=np.int8)
-            hard[[index[name] for name in names]] = 1
+            hard[[index[name] for name in names if name in index]] = 1  # taxonomy names outside a subset drop
         if target_col == "soft_labels":
             soft = _soft_vector(row.get("soft_labels"), labels, at)
             if hard is None:
@@ -280,8 +282,11 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
                 raise EmopillarsError(f"{at}: missing 'labels'")
             soft = hard.astype(np.float32)
         if cfg.problem_type == "single_label":
+            if soft.sum() <= 0:  # none of this label set's classes: nothing to learn from the row
+                dropped += 1
+                continue
             # A distribution over classes; gold is its argmax (one class per row).
-            soft = soft / soft.sum() if soft.sum() > 0 else np.full_like(soft, 1.0 / len(soft))
+            soft = soft / soft.sum()
             hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
         texts.append(text.strip())
         contexts.append(pair_context(row.get("context"), row.get("character_description")))
@@ -289,6 +294,8 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         gold.append(hard)
         split = row.get("split")
         splits.append({"dev": "validation", "valid": "validation", "val": "validation"}.get(split, split))
+    if not texts:
+        raise EmopillarsError(f"{where}: no row has a label of the label set {list(labels)}")
     bad = sorted({s for s in splits if s not in (None, "", *SPLITS)})
     if bad:
         raise EmopillarsError(f"{where}: column 'split' has value(s) {bad}; allowed: {list(SPLITS)}")
@@ -308,6 +315,7 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         "source": where,
         "mode": cfg.mode,
         "rows_read": len(records),
+        "rows_without_a_class": dropped,
         "rows": {name: len(s) for name, s in result.items()},
         "label_counts_train": {name: int(c) for name, c in zip(labels, result.train.gold.sum(0), strict=True)},
     }
@@ -368,7 +376,7 @@ class Collator:
         width = max(len(r["input_ids"]) for r in rows)
         batch: dict[str, torch.Tensor] = {}
         for key in rows[0]:
-            if key == "labels":
+            if isinstance(rows[0][key], np.ndarray):  # float targets: labels, teacher_logits
                 batch[key] = torch.as_tensor(np.stack([r[key] for r in rows]))
                 continue
             pad = self.pad_id if key == "input_ids" else 0

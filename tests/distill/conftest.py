@@ -77,6 +77,16 @@ def write_synth_folder(folder: Path) -> Path:
 FAST = {"batch_size": 8, "eval_batch_size": 32, "max_length": 64, "progress": False, "lr": 1e-4}
 
 
+@pytest.fixture
+def fast() -> dict:
+    return dict(FAST)
+
+
+@pytest.fixture
+def contexts() -> dict[str, str]:
+    return dict(CONTEXTS)
+
+
 @pytest.fixture(scope="session")
 def synth_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return write_synth_folder(tmp_path_factory.mktemp("synth"))

@@ -1,0 +1,131 @@
+"""Reading every input format into splits, and batching."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from emopillars.distill.config import TrainConfig
+from emopillars.distill.data import (
+    Collator,
+    Split,
+    build_splits,
+    length_grouped_batches,
+    load_splits,
+    read_records,
+    read_texts,
+)
+from emopillars.errors import EmopillarsError
+from emopillars.taxonomy import LABEL2ID, LABELS
+
+
+def test_synth_folder_contextless_uses_all_rows_with_given_splits(synth_dir: Path) -> None:
+    data = load_splits(TrainConfig(data=str(synth_dir)))
+    records = read_records(synth_dir)
+    assert sum(data.summary["rows"].values()) == len(records)
+    assert data.train.contexts is None
+    assert data.summary["rows"]["test"] == sum(r["split"] == "test" for r in records)
+    joy = data.train.texts.index("I am so happy today")
+    assert data.train.targets[joy, LABEL2ID["joy"]] == pytest.approx(0.9)
+    assert data.train.gold[joy].tolist() == [int(name == "joy") for name in LABELS]  # from `labels`
+
+
+def test_synth_folder_contextual_keeps_rows_with_context_and_pairs_description(synth_dir: Path) -> None:
+    data = load_splits(TrainConfig(data=str(synth_dir), mode="contextual"))
+    assert sum(data.summary["rows"].values()) == sum(bool(r["context"]) for r in read_records(synth_dir))
+    assert data.train.contexts[0].startswith("Mara, a young athlete: ")
+
+
+def test_saved_hf_dataset_and_soft_label_lists(tmp_path: Path) -> None:
+    import datasets
+
+    rows = [{"text": f"row {i}", "soft_labels": [float(j == i % 3) for j in range(28)]} for i in range(20)]
+    datasets.Dataset.from_list(rows).save_to_disk(str(tmp_path / "ds"))
+    data = load_splits(TrainConfig(data=str(tmp_path / "ds"), seed=1))
+    assert data.summary["rows"] == {"train": 16, "validation": 2, "test": 2}  # seeded 0.8/0.1/0.1 split
+    assert load_splits(TrainConfig(data=str(tmp_path / "ds"), seed=1)).train.texts == data.train.texts
+
+
+def test_csv_with_hard_labels_and_custom_single_label_set(tmp_path: Path) -> None:
+    path = tmp_path / "d.csv"
+    with path.open("w", newline="") as fh:
+        w = csv.writer(fh)
+        w.writerow(["text", "labels", "split"])
+        w.writerows([[f"t{i}", ["joy", "fear"][i % 2], ["train", "dev", "test"][i % 3]] for i in range(12)])
+    cfg = TrainConfig(data=str(path), labels=("joy", "fear"), problem_type="single_label")
+    data = load_splits(cfg)
+    assert len(data.validation) == 4  # "dev" means validation
+    assert (data.train.gold.sum(1) == 1).all() and np.allclose(data.train.targets.sum(1), 1.0)
+
+
+@pytest.mark.parametrize(
+    ("rows", "match"),
+    [
+        ([{"utterance": "hi", "labels": ["joyful"]}], r"label\(s\) \['joyful'\]"),
+        ([{"sentence": "hi", "labels": ["joy"]}], "missing column 'utterance' or 'text'"),
+        ([{"text": "hi"}], "missing column 'soft_labels' or 'labels'"),
+        ([{"text": "hi", "soft_labels": {"happiness": 1.0}}], r"outside"),
+        ([{"text": "hi", "labels": ["joy"], "split": "holdout"}], "column 'split'"),
+    ],
+)
+def test_bad_rows_give_one_line_errors(tmp_path: Path, rows: list[dict], match: str) -> None:
+    path = tmp_path / "bad.jsonl"
+    path.write_text("\n".join(json.dumps(r) for r in rows))
+    with pytest.raises(EmopillarsError, match=match):
+        load_splits(TrainConfig(data=str(path)))
+
+
+def test_missing_paths_and_modes(tmp_path: Path, synth_dir: Path) -> None:
+    with pytest.raises(EmopillarsError, match="data file not found"):
+        read_records(tmp_path / "nope.jsonl")
+    with pytest.raises(EmopillarsError, match="neither a synth output"):
+        read_records(tmp_path)
+    with pytest.raises(EmopillarsError, match="contextual' needs rows"):
+        build_splits([{"text": "a", "labels": ["joy"]}], TrainConfig(mode="contextual"))
+    with pytest.raises(EmopillarsError, match="no training data"):
+        load_splits(TrainConfig())
+
+
+def test_read_texts_formats(tmp_path: Path) -> None:
+    (tmp_path / "a.txt").write_text("one\n\ntwo\n")
+    assert read_texts(tmp_path / "a.txt") == (["one", "two"], None)
+    (tmp_path / "b.jsonl").write_text(json.dumps({"utterance": "u", "context": "c", "character_description": "d"}))
+    assert read_texts(tmp_path / "b.jsonl") == (["u"], ["d: c"])
+    with pytest.raises(EmopillarsError, match="input file not found"):
+        read_texts(tmp_path / "c.txt")
+
+
+def test_split_from_labels_checks_names() -> None:
+    split = Split.from_labels(["a", "b"], [["joy"], ["joy", "fear"]], ("joy", "fear"))
+    assert split.gold.tolist() == [[1, 0], [1, 1]]
+    with pytest.raises(EmopillarsError, match="exactly one label"):
+        Split.from_labels(["a", "b"], [["joy"], ["joy", "fear"]], ("joy", "fear"), single_label=True)
+
+
+def test_length_grouped_batches_cover_rows_and_cut_padding() -> None:
+    rng = np.random.default_rng(0)
+    lengths = rng.integers(5, 120, size=1000).tolist()
+    grouped = length_grouped_batches(lengths, 16, seed=3)
+    plain = length_grouped_batches(lengths, 16, seed=3, group=False)
+    assert sorted(i for b in grouped for i in b) == list(range(1000))
+
+    def padded(batches: list[list[int]]) -> int:
+        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
+
+    assert padded(grouped) < 0.7 * padded(plain)
+    weights = np.array([1.0] * 999 + [1000.0])
+    drawn = [i for b in length_grouped_batches(lengths, 16, seed=3, weights=weights) for i in b]
+    assert drawn.count(999) > 300
+
+
+def test_collator_pads_to_longest() -> None:
+    rows = [{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1], "labels": np.zeros(2, np.float32)},
+            {"input_ids": [4], "attention_mask": [1], "labels": np.ones(2, np.float32)}]  # fmt: skip
+    batch = Collator(pad_id=0)(rows)
+    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
+    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
+    assert batch["labels"].shape == (2, 2)
