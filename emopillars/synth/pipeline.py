@@ -80,7 +80,7 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
             max_chars=config.passage_chars,
             max_passages=config.max_passages,
         )
-        llm = _LLM(config, backend or _backend(config))
+        llm = _LLM(config, backend or build_backend(config))
         try:
             slots = llm.characters(passages)
             contextual = llm.contextual(slots)
@@ -173,7 +173,8 @@ class _LLM:
         return kept
 
 
-def _backend(config: SynthConfig):
+def build_backend(config: SynthConfig) -> Backend:
+    """The backend `config` names, built (not loaded), on the embedded model unless one is given."""
     from emopillars.assets import generator_path
     from emopillars.synth.backends import make_backend
 

@@ -1,0 +1,103 @@
+"""Benchmark `emopillars synth`: the batched pipeline against a one-call-at-a-time baseline.
+
+Both run the same small synthesis on the same loaded engine in one process: the pipeline submits
+each stage's calls at once (`chunk_size` large), the baseline sends the same prompts one call per
+`generate` (`chunk_size=1`), as a hand-written loop would. Decoding is greedy so both make the
+same examples. Then the pipeline is rerun on its cache (no LLM call). The same figures follow for
+the transformers backend. Prints one table per backend; the last line is JSON.
+
+    python scripts/bench_synth.py [--backend vllm] [--max-passages 2] [--no-transformers]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import tempfile
+import time
+from pathlib import Path
+
+from emopillars.assets import generator_path
+from emopillars.synth.config import SynthConfig
+from emopillars.synth.pipeline import build_backend, synthesize
+from emopillars.synth.report import SynthReport
+
+
+def measure(config: SynthConfig, backend) -> dict:
+    started = time.perf_counter()
+    report: SynthReport = synthesize(config, backend=backend)
+    seconds = time.perf_counter() - started
+    kept = sum(report.examples.values())
+    tokens = report.prompt_tokens + report.generated_tokens
+    return {
+        "seconds": round(seconds, 1),
+        "kept": kept,
+        "kept_per_minute": round(60 * kept / seconds, 2),
+        "llm_calls": report.llm_calls,
+        "calls_per_kept_example": round(report.llm_calls / max(kept, 1), 2),
+        "tokens_per_kept_example": round(tokens / max(kept, 1), 1),
+        "generated_tokens_per_s": round(report.generated_tokens / seconds, 1),
+    }
+
+
+def bench_backend(name: str, base: dict, root: Path) -> dict:
+    """Pipeline, sequential baseline and cached rerun on one loaded backend."""
+    config = SynthConfig(backend=name, out=root / f"{name}-batched", **base)
+    backend = build_backend(config)
+    with backend:
+        ours = measure(config, backend)
+        sequential_config = config.model_copy(
+            update={"out": root / f"{name}-sequential", "chunk_size": 1, "batch_size": 1}
+        )
+        sequential = measure(sequential_config, backend)
+        cached = measure(config, backend)
+    return {"pipeline": ours, "sequential": sequential, "cached_rerun": cached}
+
+
+def print_table(name: str, rows: dict) -> None:
+    cols = ["seconds", "kept", "kept_per_minute", "llm_calls", "calls_per_kept_example", "tokens_per_kept_example",
+            "generated_tokens_per_s"]  # fmt: skip
+    print(f"\nbackend: {name}")
+    print(f"{'run':<14}" + "".join(f"{c:>24}" for c in cols))
+    for run, figures in rows.items():
+        print(f"{run:<14}" + "".join(f"{figures[c]:>24}" for c in cols))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--backend", default="vllm", choices=["vllm", "openai", "transformers"])
+    parser.add_argument("--model", default=None, help="Default: the embedded SmolLM2-135M-Instruct.")
+    parser.add_argument("--base-url", default=None)
+    parser.add_argument("--max-passages", type=int, default=2)
+    parser.add_argument("--no-transformers", action="store_true", help="Skip the transformers backend table.")
+    args = parser.parse_args()
+
+    base = dict(
+        model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
+        max_characters=2, emotions_per_character=2, contextless_per_example=2, max_retries=1, temperature=0.0,
+    )  # fmt: skip
+    results = {}
+    with tempfile.TemporaryDirectory() as tmp:
+        backends = [args.backend] + ([] if args.no_transformers or args.backend == "transformers" else ["transformers"])
+        for name in backends:
+            results[name] = bench_backend(name, base, Path(tmp))
+            print_table(name, results[name])
+    main_rows = results[args.backend]
+    ratio = main_rows["pipeline"]["kept_per_minute"] / max(main_rows["sequential"]["kept_per_minute"], 1e-9)
+    print(
+        json.dumps(
+            {
+                "backend": args.backend,
+                "ratio_vs_sequential": round(ratio, 2),
+                "kept_per_minute": main_rows["pipeline"]["kept_per_minute"],
+                "tokens_per_kept_example": main_rows["pipeline"]["tokens_per_kept_example"],
+                "calls_per_kept_example": main_rows["pipeline"]["calls_per_kept_example"],
+                "cached_rerun_seconds": main_rows["cached_rerun"]["seconds"],
+                "results": results,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()
