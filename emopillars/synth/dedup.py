@@ -9,8 +9,10 @@ inputs, an inverted-file index for large ones, whose recall of pairs above 0.9 i
 
 from __future__ import annotations
 
+import functools
 import logging
 import math
+import sys
 import unicodedata
 from dataclasses import dataclass, field
 
@@ -47,7 +49,14 @@ class DedupResult:
 def normalise_text(text: str) -> str:
     """The key for exact duplicates: case-folded, punctuation dropped, whitespace collapsed."""
     text = unicodedata.normalize("NFKC", text).casefold().translate(_APOSTROPHES)
-    return " ".join("".join(" " if unicodedata.category(c).startswith("P") else c for c in text).split())
+    return " ".join(text.translate(_punctuation_to_space()).split())
+
+
+@functools.cache
+def _punctuation_to_space() -> dict[int, str]:
+    # Every Unicode punctuation code point (~800, built once in ~0.1 s): str.translate is ~40x
+    # faster than testing characters one by one, which mattered at 100k texts.
+    return {cp: " " for cp in range(sys.maxunicode + 1) if unicodedata.category(chr(cp))[0] == "P"}
 
 
 def deduplicate(
@@ -79,15 +88,15 @@ def deduplicate(
     norms = np.linalg.norm(vectors, axis=1, keepdims=True)
     vectors = vectors / np.maximum(norms, 1e-12)
 
-    index = _make_index(vectors, approximate=len(texts) >= exact_below, nprobe=nprobe)
+    kept_index = _KeptIndex(vectors, approximate=len(texts) >= exact_below, nprobe=nprobe)
     result = DedupResult()
     keys = [normalise_text(t) for t in texts]
     kept_by_key: dict[str, int] = {}
-    index_ids: list[int] = []  # position in the faiss index -> input index
     cut = threshold - _TOLERANCE
     for start in range(0, len(texts), _BLOCK):
-        block = vectors[start : start + _BLOCK]  # (B, D)
-        prior_sim, prior_id = _nearest_kept(index, block, index_ids)
+        stop = min(start + _BLOCK, len(texts))
+        block = vectors[start:stop]  # (B, D)
+        prior_sim, prior_id = kept_index.nearest(start, stop)
         local = block @ block.T  # (B, B)
         hits = np.tril(local >= cut, k=-1)  # earlier items of the block above the threshold
         has_hit = hits.any(axis=1).tolist()
@@ -110,8 +119,7 @@ def deduplicate(
             kept[i] = True
             kept_by_key[keys[g]] = g
             result.keep.append(g)
-        index.add(block[kept])
-        index_ids.extend((start + np.flatnonzero(kept)).tolist())
+        kept_index.add(start + np.flatnonzero(kept))
     exact = sum(1 for reason, _ in result.removed.values() if reason == "exact")
     log.info(
         "dedup at %.3f: kept %d of %d (%d exact, %d near duplicates)",
@@ -124,30 +132,54 @@ def deduplicate(
     return result
 
 
-def _make_index(vectors: np.ndarray, *, approximate: bool, nprobe: int | None):
-    """An empty inner-product index for the kept items; the IVF one is trained on a sample of all."""
-    import faiss
+class _KeptIndex:
+    """The kept items in a faiss inner-product index whose labels are input indices.
 
-    n, dim = vectors.shape
-    if not approximate or n < 2:
-        return faiss.IndexFlatIP(dim)
-    nlist = max(1, min(int(2 * math.sqrt(n)), n // _TRAIN_PER_LIST))
-    index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
-    index.cp.spherical = True  # centroids on the unit sphere, like the vectors
-    index.cp.niter = 10
-    index.cp.min_points_per_centroid = 1
-    sample = np.random.default_rng(0).choice(n, size=min(n, nlist * _TRAIN_PER_LIST), replace=False)
-    index.train(vectors[np.sort(sample)])
-    index.nprobe = min(nlist, nprobe or _NPROBE)
-    return index
+    Flat (exact) for small inputs. For large ones an IVF index trained on a sample of all the
+    vectors; every vector's nprobe nearest lists are found up front in one BLAS-sized batch and
+    reused both to search (as a query) and to file it (as a kept item, in its nearest list).
+    """
 
+    def __init__(self, vectors: np.ndarray, *, approximate: bool, nprobe: int | None):
+        import faiss
 
-def _nearest_kept(index, block: np.ndarray, index_ids: list[int]) -> tuple[list[float], list[int]]:
-    """Similarity to, and input index of, each block row's most similar kept item (-inf, -1 if none)."""
-    if index.ntotal == 0:
-        return [-math.inf] * len(block), [-1] * len(block)
-    sims, positions = index.search(block, 1)  # (B, 1) each; position -1 when no list held a vector
-    found = positions[:, 0] >= 0
-    sim = np.where(found, sims[:, 0], -np.inf).tolist()
-    ids = np.asarray(index_ids)[np.where(found, positions[:, 0], 0)]
-    return sim, np.where(found, ids, -1).tolist()
+        self.vectors = vectors
+        n, dim = vectors.shape
+        self.assignment: tuple[np.ndarray, np.ndarray] | None = None
+        if not approximate or n < 2:
+            self.index = faiss.IndexIDMap(faiss.IndexFlatIP(dim))
+            return
+        nlist = max(1, min(int(2 * math.sqrt(n)), n // _TRAIN_PER_LIST))
+        self.index = faiss.IndexIVFFlat(faiss.IndexFlatIP(dim), dim, nlist, faiss.METRIC_INNER_PRODUCT)
+        self.index.cp.spherical = True  # centroids on the unit sphere, like the vectors
+        self.index.cp.niter = 10
+        self.index.cp.min_points_per_centroid = 1
+        sample = np.random.default_rng(0).choice(n, size=min(n, nlist * _TRAIN_PER_LIST), replace=False)
+        self.index.train(vectors[np.sort(sample)])
+        self.index.nprobe = min(nlist, nprobe or _NPROBE)
+        self.assignment = self.index.quantizer.search(vectors, self.index.nprobe)  # (N, nprobe) x2
+
+    def nearest(self, start: int, stop: int) -> tuple[list[float], list[int]]:
+        """For rows start..stop: similarity to, and index of, the most similar kept item (-inf, -1 if none)."""
+        if self.index.ntotal == 0:
+            return [-math.inf] * (stop - start), [-1] * (stop - start)
+        block = self.vectors[start:stop]
+        if self.assignment is None:
+            sims, ids = self.index.search(block, 1)  # (B, 1) each
+        else:
+            list_sims, lists = self.assignment
+            sims, ids = self.index.search_preassigned(block, 1, lists[start:stop], list_sims[start:stop])
+        found = ids[:, 0] >= 0  # -1 where no probed list held a kept item
+        return np.where(found, sims[:, 0], -np.inf).tolist(), ids[:, 0].tolist()
+
+    def add(self, rows: np.ndarray) -> None:
+        """File the given input rows as kept items."""
+        import faiss
+
+        ids = rows.astype(np.int64)
+        if self.assignment is None:
+            self.index.add_with_ids(self.vectors[rows], ids)
+            return
+        x = np.ascontiguousarray(self.vectors[rows])
+        nearest_list = np.ascontiguousarray(self.assignment[1][rows, 0])
+        self.index.add_core(len(rows), faiss.swig_ptr(x), faiss.swig_ptr(ids), faiss.swig_ptr(nearest_list))
