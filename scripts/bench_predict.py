@@ -1,0 +1,155 @@
+"""Batched prediction: `EmotionClassifier.predict` against `transformers.pipeline("text-classification")`.
+
+Same model folder, same texts (default 2,000 of 1-4 sentences from the bundled corpus, so lengths
+vary as real inputs do), same batch size and token limit. Each side runs in its own fresh process
+so its peak memory is its own: peak RSS on the CPU (and the increase over the loaded model), peak
+allocated CUDA memory on a GPU. Prints a table; the last line is JSON with `ratio_vs_pipeline`
+(texts/s, ours over the pipeline; target >= 1.0) and `texts_per_s`.
+
+    python scripts/bench_predict.py [--model DIR] [--n 2000] [--batch-size 64] [--max-length 128]
+
+Without --model a 28-label classifier over the embedded MiniLM is saved to a temporary folder.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import re
+import resource
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+
+def make_texts(n: int) -> list[str]:
+    """n texts of 1-4 consecutive sentences of the bundled corpus (deterministic)."""
+    from emopillars.corpora.loaders import bundled_corpus_path
+
+    sentences = []
+    for line in bundled_corpus_path().read_text(encoding="utf-8").splitlines():
+        text = json.loads(line)["text"]
+        sentences += [s for s in re.split(r"(?<=[.!?])\s+", text) if len(s.split()) >= 3]
+    return [" ".join(sentences[(i * 7) % len(sentences) :][: 1 + i % 4]) for i in range(n)]
+
+
+def _rss_mb() -> float:
+    # ru_maxrss is in KiB on Linux: the peak resident set of this process so far.
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _current_rss_mb() -> float:
+    with open("/proc/self/statm") as fh:
+        return int(fh.read().split()[1]) * resource.getpagesize() / 2**20
+
+
+def _run(method: str, model: str, texts: list[str], batch_size: int, max_length: int, queue: mp.Queue) -> None:
+    """One side of the benchmark in a fresh process: load, warm up, time, report peaks."""
+    import torch
+
+    device = "cuda" if torch.cuda.is_available() else "cpu"
+    if method == "emopillars":
+        from emopillars.distill.classifier import EmotionClassifier
+
+        clf = EmotionClassifier.from_pretrained(model, device=device)
+        clf.max_length = max_length
+
+        def predict(items: list[str]) -> list:
+            return clf.predict(items, batch_size=batch_size)
+
+    else:
+        from transformers import pipeline
+
+        pipe = pipeline("text-classification", model=model, top_k=None, device=device)
+
+        def predict(items: list[str]) -> list:
+            return pipe(items, batch_size=batch_size, truncation=True, max_length=max_length)
+
+    predict(texts[:batch_size])  # warm-up: lazy inits, allocator
+    loaded_mb = _current_rss_mb()
+    if device == "cuda":
+        torch.cuda.synchronize()
+        torch.cuda.reset_peak_memory_stats()
+    start = time.perf_counter()
+    out = predict(texts)
+    if device == "cuda":
+        torch.cuda.synchronize()
+    seconds = time.perf_counter() - start
+    assert len(out) == len(texts)
+    queue.put(
+        {
+            "method": method,
+            "device": device,
+            "seconds": seconds,
+            "texts_per_s": len(texts) / seconds,
+            "peak_rss_mb": _rss_mb(),
+            "rss_increase_mb": _rss_mb() - loaded_mb,
+            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+        }
+    )
+
+
+def measure(method: str, model: str, texts: list[str], batch_size: int, max_length: int) -> dict:
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=_run, args=(method, model, texts, batch_size, max_length, queue))
+    proc.start()
+    result = queue.get()
+    proc.join()
+    return result
+
+
+def default_model(folder: Path) -> str:
+    """A 28-label classifier over the embedded MiniLM (the shape `emopillars train` writes)."""
+    import torch
+
+    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.distill.model import load_classifier
+    from emopillars.taxonomy import LABELS
+
+    torch.manual_seed(0)
+    model, tokenizer = load_classifier(None, LABELS, "multi_label")
+    EmotionClassifier(model, tokenizer).save_pretrained(folder)
+    return str(folder)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--model", help="model folder (default: a 28-label MiniLM classifier)")
+    parser.add_argument("--n", type=int, default=2000)
+    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--max-length", type=int, default=128)
+    args = parser.parse_args()
+    texts = make_texts(args.n)
+    with tempfile.TemporaryDirectory() as tmp:
+        model = args.model or default_model(Path(tmp) / "model")
+        ours = measure("emopillars", model, texts, args.batch_size, args.max_length)
+        base = measure("pipeline", model, texts, args.batch_size, args.max_length)
+    rows = [("emopillars EmotionClassifier.predict", ours), ('transformers.pipeline("text-classification")', base)]
+    print(f"{args.n} texts, batch {args.batch_size}, max_length {args.max_length}, device {ours['device']}")
+    print(f"{'method':<46}{'texts/s':>10}{'seconds':>10}{'peak RSS MB':>13}{'RSS +MB':>10}{'peak CUDA MB':>14}")
+    for name, r in rows:
+        cuda = f"{r['peak_cuda_mb']:.0f}" if r["peak_cuda_mb"] is not None else "-"
+        print(
+            f"{name:<46}{r['texts_per_s']:>10.1f}{r['seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}"
+            f"{r['rss_increase_mb']:>10.0f}{cuda:>14}"
+        )
+    summary = {
+        "ratio_vs_pipeline": round(ours["texts_per_s"] / base["texts_per_s"], 3),
+        "texts_per_s": round(ours["texts_per_s"], 1),
+        "pipeline_texts_per_s": round(base["texts_per_s"], 1),
+        "peak_rss_mb": round(ours["peak_rss_mb"]),
+        "pipeline_peak_rss_mb": round(base["peak_rss_mb"]),
+        "peak_cuda_mb": ours["peak_cuda_mb"] and round(ours["peak_cuda_mb"]),
+        "pipeline_peak_cuda_mb": base["peak_cuda_mb"] and round(base["peak_cuda_mb"]),
+        "n_texts": args.n,
+        "batch_size": args.batch_size,
+        "device": ours["device"],
+    }
+    print(json.dumps(summary))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
