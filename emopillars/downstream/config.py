@@ -73,6 +73,8 @@ class FinetuneConfig(TrainConfig, _ReadFields):
     def _check_init(self) -> FinetuneConfig:
         if self.init and self.model:
             raise ValueError(f"give --init (an emopillars model) or --model (a plain encoder), not both: {self.init}")
+        if self.mode == "contextual" and TASKS[self.task].mode == "contextless":
+            raise ValueError(f"task {self.task} has no context; mode must be contextless")
         return self
 
     def train_config(self) -> TrainConfig:

@@ -69,18 +69,23 @@ def task_rows(clf: EmotionClassifier, task: Task, rows: list[Row]) -> tuple[list
 def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     """The chosen split of a dataset in the `train` input format, read by the trainer's own reader.
 
-    With a `split` column: the rows of that split. Without: the seeded split `train` makes.
+    With a `split` column: the rows of that split. Without: the seeded split `train` made for this model.
     """
     from emopillars.distill.config import TrainConfig
     from emopillars.distill.data import build_splits, read_records
 
     records = read_records(cfg.data)
+    # The split seed, fractions and soft-label cut the model was trained with, so evaluating on the
+    # training data scores the very test rows `train` held out.
+    trained = _saved_json(cfg.model, "train_config.json")
     settings = TrainConfig(
         data=cfg.data,
         labels=clf.labels,
         problem_type=clf.problem_type,
         mode=clf.mode,
-        seed=cfg.split_seed or 0,
+        seed=cfg.split_seed if cfg.split_seed is not None else trained.get("seed", 0),
+        split_fractions=trained.get("split_fractions", (0.8, 0.1, 0.1)),
+        target_threshold=trained.get("target_threshold", 0.5),
     )
     if not any(r.get("split") for r in records):
         return getattr(build_splits(records, settings, cfg.data), cfg.split)
@@ -92,8 +97,9 @@ def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     return parts.train.concat(parts.validation).concat(parts.test)
 
 
-def _saved_finetune_options(model: str) -> dict[str, Any]:
-    path = Path(model) / "finetune_config.json"
+def _saved_json(model: str, name: str) -> dict[str, Any]:
+    """A config the model folder keeps (`train_config.json`, `finetune_config.json`), or {}."""
+    path = Path(model) / name
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
@@ -113,7 +119,7 @@ def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[
     clf = clf or EmotionClassifier.from_pretrained(cfg.model)
     task = get_task(cfg.task) if cfg.task else None
     if task:
-        options = cfg.read_options(_saved_finetune_options(cfg.model))
+        options = cfg.read_options(_saved_json(cfg.model, "finetune_config.json"))
         rows = read_task(task, cfg.data, options)[cfg.split]
         if not rows:
             raise EmopillarsError(f"{cfg.data}: the {cfg.split} split of {task.name} is empty")

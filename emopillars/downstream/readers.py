@@ -349,7 +349,7 @@ def _read_goemotions_tsv(path: Path, split: str | None, options: ReadOptions) ->
 
 def _read_goemotions(source: str | Path, options: ReadOptions) -> list[Row]:
     path = Path(source)
-    if path.is_file() and path.suffix.lower() == ".tsv" or path.is_dir() and any(path.glob("*.tsv")):
+    if (path.is_file() and path.suffix.lower() == ".tsv") or (path.is_dir() and any(path.glob("*.tsv"))):
         return [row for file, split in _files(path, (".tsv",)) for row in _read_goemotions_tsv(file, split, options)]
     rows = []
     config = options.hub_config or ("simplified" if not path.exists() else None)

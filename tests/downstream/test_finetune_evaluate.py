@@ -135,3 +135,19 @@ def test_config_checks() -> None:
     cfg = FinetuneConfig(task="iemocap", data="x", context_turns=1, mode="contextless")
     assert cfg.mode == "contextless" and cfg.labels == TASKS["iemocap"].labels
     assert cfg.read_options().context_turns == 1 and cfg.train_config().problem_type == "single_label"
+
+
+def test_evaluate_on_train_data_scores_the_rows_train_held_out(tmp_path: Path) -> None:
+    """A model from `emopillars train` on unsplit data: evaluate --data on that data equals its test metrics."""
+    from emopillars.distill.config import TrainConfig
+    from emopillars.distill.trainer import train
+
+    rows = [r for part in read_task("goemotions", DATA["goemotions"]).values() for r in part]
+    data = tmp_path / "rows.jsonl"
+    data.write_text("".join(json.dumps({"text": r["text"], "labels": r["labels"]}) + "\n" for r in rows))
+    out = tmp_path / "model"
+    report = train(TrainConfig(data=str(data), out=out, seed=3, **FAST))
+    result = evaluate(EvaluateConfig(model=str(out), data=str(data)))
+    assert result["n"] == report["test"]["n"]
+    for key in ("macro_f1", "micro_f1", "weighted_f1", "subset_accuracy", "hamming_loss"):
+        assert result["metrics"][key] == pytest.approx(report["test"][key]), key
