@@ -5,7 +5,9 @@ copies of earlier items at cosine 0.93-0.99. Both methods resolve duplicates in 
 (first occurrence kept); the table reports time, recall of the planted pairs and removals.
 The last line is JSON: ratio_vs_exact (exact seconds / ours) and recall.
 
-    python scripts/bench_dedup.py --n 100000
+    python scripts/bench_dedup.py --n 100000 [--threads 1]
+
+On a shared machine, --threads 1 keeps both methods from fighting other jobs for cores.
 """
 
 from __future__ import annotations
@@ -98,7 +100,14 @@ def main() -> None:
     parser.add_argument("--threshold", type=float, default=0.9)
     parser.add_argument("--nprobe", type=int, default=None)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=None, help="BLAS and faiss threads for both (default: all)")
     args = parser.parse_args()
+    if args.threads:
+        import faiss
+        from threadpoolctl import threadpool_limits
+
+        faiss.omp_set_num_threads(args.threads)
+        threadpool_limits(args.threads)
 
     vectors, source = planted_corpus(args.n, args.dim, args.share, args.seed)
     texts = [f"item {i}" for i in range(args.n)]  # all distinct: only the embeddings matter here
@@ -111,7 +120,8 @@ def main() -> None:
         (method, ours_s, ours_cpu, recall(ours, source), len(ours.removed)),
         ("exact all-pairs", exact_s, exact_cpu, recall(exact, source), len(exact.removed)),
     ]
-    print(f"N={args.n} dim={args.dim} planted={int((source >= 0).sum())} threshold={args.threshold}")
+    planted = int((source >= 0).sum())
+    print(f"N={args.n} dim={args.dim} planted={planted} threshold={args.threshold} threads={args.threads or 'all'}")
     print(f"{'method':<20} {'seconds':>9} {'cpu_s':>9} {'recall':>8} {'removed':>8}")
     for name, seconds, cpu, rec, removed in rows:
         print(f"{name:<20} {seconds:>9.2f} {cpu:>9.2f} {rec:>8.4f} {removed:>8}")
@@ -119,6 +129,7 @@ def main() -> None:
     print(f"same decisions as exact: {agree}")
     summary = {
         "n": args.n,
+        "threads": args.threads,
         "ours_seconds": round(ours_s, 3),
         "exact_seconds": round(exact_s, 3),
         "ratio_vs_exact": round(exact_s / ours_s, 2),
