@@ -106,8 +106,8 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
         {"params": [p for p in params if p.dim() >= 2], "weight_decay": cfg.weight_decay},
         {"params": [p for p in params if p.dim() < 2], "weight_decay": 0.0},
     ]
-    fused = torch.cuda.is_available()
-    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=fused)
+    # The fused kernel (CPU and CUDA) is ~10x faster than the per-tensor loop on a 2-core CPU.
+    return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
 
 
 def _plain_loss(logits: np.ndarray, targets: np.ndarray, single_label: bool) -> float:
