@@ -32,8 +32,8 @@ def render_card(cfg: TrainConfig, report: dict) -> str:
         "---",
         f"# emopillars emotion classifier ({cfg.mode})",
         "",
-        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} classifier trained with "
-        "`emopillars train` over the encoder `" + (cfg.model or "all-MiniLM-L6-v2 (embedded)") + "`.",
+        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} classifier (dropout + linear head over "
+        "the pooled [CLS] output) trained with `emopillars train`.",
         "",
         "```python",
         "from transformers import pipeline",
@@ -48,7 +48,8 @@ def render_card(cfg: TrainConfig, report: dict) -> str:
         "## Settings",
         "| setting | value |",
         "|---|---|",
-        *(f"| {k} | {_fmt(getattr(cfg, k))} |" for k in SETTINGS),
+        f"| model | {cfg.model or 'all-MiniLM-L6-v2 (embedded)'} |",
+        *(f"| {k} | {_fmt(getattr(cfg, k))} |" for k in SETTINGS if k != "model"),
         "",
         "## Metrics (thresholds tuned per label on validation)",
         "| split | " + " | ".join(SUMMARY) + " |",

@@ -17,6 +17,10 @@ Public API (stable; `emopillars finetune` reuses it, no second trainer):
     HeadInit = tuple[Tensor (L, H) weight, Tensor (L,) bias]: rows of the new classifier, e.g.
     averaged rows of a 28-label emopillars model mapped onto a downstream label set.
 
+Devices: `accelerate` places the model (bf16 autocast on GPUs that support it). Multi-GPU:
+`accelerate launch -m emopillars.cli train --data ... --out ...` (batches are sharded across
+processes; only the main process writes files).
+
 Evaluation helpers live in `emopillars.distill.metrics` (compute_metrics(y_true, scores,
 thresholds, labels, single_label)) and `emopillars.distill.thresholds` (tune_thresholds).
 """
@@ -336,6 +340,8 @@ def _load_teacher(cfg: TrainConfig) -> EmotionClassifier:
 def train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | None = None) -> dict:
     """Run `emopillars train` (see module docstring); returns the report written to metrics.json."""
 
+    from accelerate import PartialState
+
     from emopillars.config import save_config
     from emopillars.distill.card import write_card
     from emopillars.distill.classifier import EmotionClassifier
@@ -406,6 +412,8 @@ def train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | No
     }
     if cfg.rounds > 1:
         report["rounds"] = rounds
+    if not PartialState().is_main_process:
+        return report
     clf.save_pretrained(out)
     save_config(cfg, out / "train_config.json")
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")

@@ -7,10 +7,12 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 import yaml
 from typer.testing import CliRunner
 
 from emopillars.cli import app
+from emopillars.errors import EmopillarsError
 from emopillars.taxonomy import LABELS
 
 runner = CliRunner()
@@ -48,17 +50,29 @@ def test_predict_texts_input_file_and_output(trained: tuple[Path, dict], tmp_pat
     assert len(dest.read_text().splitlines()) == 2
 
 
-def test_user_errors_are_one_red_line_and_exit_1(tmp_path: Path, trained: tuple[Path, dict]) -> None:
-    cases = [
-        (["predict", "--model", str(tmp_path / "missing"), "hi"], "model folder not found"),
-        (["predict", "--model", str(trained[0]), "--input", str(tmp_path / "no.txt")], "input file not found"),
-        (["predict", "--model", str(trained[0]), "--context", "a party", "hi"], "trained without context"),
-        (["train", "--data", str(tmp_path / "none.jsonl")], "data file not found"),
+def test_user_errors_are_one_red_line_and_exit_1(tmp_path: Path) -> None:
+    proc = _cli("predict", "--model", str(tmp_path / "missing"), "hi")
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"error: model folder not found or has no config.json: {tmp_path}/missing"
+    ]
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["predict", "--model", "{model}", "--input", "{tmp}/no.txt"], "input file not found"),
+        (["predict", "--model", "{model}", "--context", "a party", "hi"], "trained without context"),
+        (["predict", "--model", "{model}"], "nothing to predict"),
+        (["train", "--data", "{tmp}/none.jsonl"], "data file not found"),
         (["train", "--lr", "-1"], "lr: Input should be greater than 0"),
         (["train", "--rounds", "2"], "needs an unlabeled pool"),
         (["train", "--mode", "sideways"], "mode: Input should be 'contextless' or 'contextual'"),
-    ]
-    for args, message in cases:
-        proc = _cli(*args)
-        assert proc.returncode == 1, (args, proc.stderr)
-        assert proc.stderr.strip().splitlines()[-1].startswith("error: ") and message in proc.stderr, proc.stderr
+        (["train", "--data", "{tmp}"], "neither a synth output"),
+        (["train", "--data", "{synth}", "--teacher", "{tmp}/none"], "model folder not found"),
+    ],
+)
+def test_user_errors_name_the_fault(args: list[str], message: str, tmp_path: Path, trained: tuple[Path, dict]) -> None:
+    args = [a.format(model=trained[0], tmp=tmp_path) for a in args]
+    result = runner.invoke(app, args)
+    assert isinstance(result.exception, EmopillarsError) and message in str(result.exception)

@@ -95,7 +95,7 @@ def test_nan_loss_stops_with_a_clear_message(tmp_path: Path, synth_dir: Path, fa
 def test_all_loss_options_and_kd_from_teacher(
     trained: tuple[Path, dict], tmp_path: Path, synth_dir: Path, fast: dict
 ) -> None:
-    cfg = TrainConfig(data=str(synth_dir), out=tmp_path, max_steps=3, loss="focal", pos_weight=True,
+    cfg = TrainConfig(data=str(synth_dir), out=tmp_path, max_steps=2, loss="focal", pos_weight=True,
                       label_smoothing=0.05, ortho_weight=0.01, teacher=str(trained[0]), kd_weight=0.5,
                       temperature=2.0, grad_accum=2, schedule="cosine", weighted_sampling=True, **fast)  # fmt: skip
     report = train(cfg)
@@ -149,3 +149,11 @@ def test_contextual_mode_reacts_to_context(tmp_path: Path, synth_dir: Path, fast
     assert joy_ctx[joy] - joy_ctx[fear] > fear_ctx[joy] - fear_ctx[fear]
     with pytest.raises(EmopillarsError, match="2 texts but 1 contexts"):
         clf.predict_proba([text, text], [contexts["joy"]])
+
+
+def test_early_stopping_after_patience_evaluations(minilm: tuple, synth_dir: Path, fast: dict) -> None:
+    model, tok = minilm
+    cfg = TrainConfig(data=str(synth_dir), max_steps=20, eval_every=1, patience=2, **fast | {"lr": 1e-12})
+    result = fit(cfg, model, tok, load_splits(cfg))  # a negligible lr: macro-F1 cannot improve after step 1
+    assert result.stopped == "early_stopping" and result.steps == 3 and result.best_step == 1
+    assert [e["step"] for e in result.evals] == [1, 2, 3]
