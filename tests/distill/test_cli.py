@@ -72,7 +72,9 @@ def test_user_errors_are_one_red_line_and_exit_1(tmp_path: Path) -> None:
         (["train", "--data", "{synth}", "--teacher", "{tmp}/none"], "model folder not found"),
     ],
 )
-def test_user_errors_name_the_fault(args: list[str], message: str, tmp_path: Path, trained: tuple[Path, dict]) -> None:
-    args = [a.format(model=trained[0], tmp=tmp_path) for a in args]
+def test_user_errors_name_the_fault(
+    args: list[str], message: str, tmp_path: Path, trained: tuple[Path, dict], synth_dir: Path
+) -> None:
+    args = [a.format(model=trained[0], tmp=tmp_path, synth=synth_dir) for a in args]
     result = runner.invoke(app, args)
     assert isinstance(result.exception, EmopillarsError) and message in str(result.exception)
