@@ -16,7 +16,7 @@ import numpy as np
 
 from emopillars.downstream.config import EvaluateConfig
 from emopillars.downstream.metrics import references, task_metrics
-from emopillars.downstream.readers import Row, read_task
+from emopillars.downstream.readers import Row, read_task, split_of
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
 
@@ -25,8 +25,6 @@ if TYPE_CHECKING:
     from emopillars.distill.data import Split
 
 log = logging.getLogger(__name__)
-
-_SPLIT_ALIASES = {"dev": "validation", "valid": "validation", "val": "validation"}
 
 
 def label_matrix(names: list[list[str]], labels: tuple[str, ...]) -> np.ndarray:
@@ -89,7 +87,7 @@ def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     )
     if not any(r.get("split") for r in records):
         return getattr(build_splits(records, settings, cfg.data), cfg.split)
-    chosen = [{**r, "split": None} for r in records if _SPLIT_ALIASES.get(r.get("split"), r.get("split")) == cfg.split]
+    chosen = [{**r, "split": None} for r in records if split_of(str(r.get("split") or "")) == cfg.split]
     if len(chosen) < 2:
         raise EmopillarsError(f"{cfg.data}: split {cfg.split!r} has {len(chosen)} row(s); at least 2 are needed")
     # build_splits re-splits the unsplit rows; the metrics only need them all, in any order.
