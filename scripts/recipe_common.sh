@@ -24,7 +24,7 @@ run_recipe() {
   local synth_flags train_flags finetune_flags
   case $scale in
     cpu)
-      synth_flags=(--max-passages 4 --contextless-per-example 2 --backend "${BACKEND:-transformers}")
+      synth_flags=(--max-passages 2 --contextless-per-example 2 --backend "${BACKEND:-transformers}")
       train_flags=(--epochs 3 --batch-size 16 --max-length 128 --lr 5e-5)
       finetune_flags=(--epochs 3 --batch-size 16 --max-length 128 --lr 5e-5)
       ;;

@@ -1,0 +1,26 @@
+"""Downstream adaptation: read GoEmotions/ISEAR/IEMOCAP/EmoContext, fine-tune with a label-mapped head, evaluate."""
+
+from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
+from emopillars.downstream.evaluate import evaluate
+from emopillars.downstream.finetune import finetune
+from emopillars.downstream.mapping import map_head_rows, mapped_head
+from emopillars.downstream.metrics import comparison_table, references, task_metrics
+from emopillars.downstream.readers import ReadOptions, read_task
+from emopillars.downstream.tasks import TASKS, Task, get_task
+
+__all__ = [
+    "TASKS",
+    "EvaluateConfig",
+    "FinetuneConfig",
+    "ReadOptions",
+    "Task",
+    "comparison_table",
+    "evaluate",
+    "finetune",
+    "get_task",
+    "map_head_rows",
+    "mapped_head",
+    "read_task",
+    "references",
+    "task_metrics",
+]
