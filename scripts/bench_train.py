@@ -2,9 +2,11 @@
 
 Both train the same model on the same rows with the same batch size for the same number of
 optimizer steps (after a few untimed warm-up steps), each in its own process so peak memory
-is its own. The baseline is the stock recipe: `Trainer` + `DataCollatorWithPadding`, defaults.
+is its own, alternating `--repeats` times. Throughput is batch size over the median time
+between consecutive optimizer-step ends (everything per step: collation, forward, backward,
+optimizer). The baseline is the stock recipe: `Trainer` + `DataCollatorWithPadding`, defaults.
 
-    python scripts/bench_train.py                       # embedded MiniLM, CPU, ~2 min
+    python scripts/bench_train.py                       # embedded MiniLM, CPU, ~2 min idle
     python scripts/bench_train.py --shape bert-base --batch-size 64 --steps 100   # on a GPU
 
 Prints a table, then one JSON line with ratio_vs_hf_trainer (ours / baseline) and samples_per_s.
@@ -133,7 +135,7 @@ def run_ours(args: argparse.Namespace, path: str, texts: list[str], targets: np.
         torch.cuda.reset_peak_memory_stats()
     cfg = TrainConfig(max_steps=args.steps, eval_every=10**6, seed=1, **common)
     result = fit(cfg, model, tokenizer, data)
-    return {"seconds": result.train_seconds, "samples": result.samples_seen}
+    return {"step_ends": [h["time"] for h in result.history]}
 
 
 def run_hf(args: argparse.Namespace, path: str, texts: list[str], targets: np.ndarray) -> dict:
@@ -143,6 +145,7 @@ def run_hf(args: argparse.Namespace, path: str, texts: list[str], targets: np.nd
         AutoTokenizer,
         DataCollatorWithPadding,
         Trainer,
+        TrainerCallback,
         TrainingArguments,
     )
 
@@ -178,11 +181,15 @@ def run_hf(args: argparse.Namespace, path: str, texts: list[str], targets: np.nd
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     timed = trainer(args.steps, 1)
-    start = time.perf_counter()
+    step_ends: list[float] = []
+
+    class StepClock(TrainerCallback):
+        def on_step_end(self, *_: object, **__: object) -> None:
+            step_ends.append(time.perf_counter())
+
+    timed.add_callback(StepClock())
     timed.train()
-    if cuda:
-        torch.cuda.synchronize()
-    return {"seconds": time.perf_counter() - start, "samples": args.steps * args.batch_size}
+    return {"step_ends": step_ends}
 
 
 def child(args: argparse.Namespace) -> None:
@@ -208,10 +215,11 @@ def child(args: argparse.Namespace) -> None:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--shape", choices=["minilm", "bert-base"], default="minilm")
-    parser.add_argument("--steps", type=int, default=10)
-    parser.add_argument("--warmup", type=int, default=2)
+    parser.add_argument("--steps", type=int, default=8)
+    parser.add_argument("--warmup", type=int, default=1)
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--repeats", type=int, default=2, help="Alternating runs of each trainer.")
     parser.add_argument("--child", choices=["ours", "hf"], help=argparse.SUPPRESS)
     parser.add_argument("--workdir", help=argparse.SUPPRESS)
     args = parser.parse_args()
@@ -219,19 +227,25 @@ def main() -> None:
         child(args)
         return
     os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-    results = {}
+    results: dict[str, dict] = {}
     with tempfile.TemporaryDirectory() as workdir:
-        for name in ("hf", "ours"):
-            cmd = [sys.executable, __file__, "--child", name, "--workdir", workdir, "--shape", args.shape,
-                   "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size", str(args.batch_size),
-                   "--max-length", str(args.max_length)]  # fmt: skip
-            proc = subprocess.run(cmd, capture_output=True, text=True)
-            line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
-            if proc.returncode or line is None:
-                sys.exit(f"{name} run failed:\n{proc.stderr[-3000:]}")
-            results[name] = json.loads(line[len("RESULT ") :])
+        # Alternate the trainers so a burst of load on a shared machine hits both alike.
+        for _ in range(args.repeats):
+            for name in ("hf", "ours"):
+                cmd = [sys.executable, __file__, "--child", name, "--workdir", workdir, "--shape", args.shape,
+                       "--steps", str(args.steps), "--warmup", str(args.warmup), "--batch-size",
+                       str(args.batch_size), "--max-length", str(args.max_length)]  # fmt: skip
+                proc = subprocess.run(cmd, capture_output=True, text=True)
+                line = next((x for x in proc.stdout.splitlines() if x.startswith("RESULT ")), None)
+                if proc.returncode or line is None:
+                    sys.exit(f"{name} run failed:\n{proc.stderr[-3000:]}")
+                run = json.loads(line[len("RESULT ") :])
+                r = results.setdefault(name, run | {"step_seconds": [], "peak_mb": 0.0})
+                r["step_seconds"] += np.diff(run["step_ends"]).tolist()
+                r["peak_mb"] = max(r["peak_mb"], run["peak_mb"])
     for r in results.values():
-        r["samples_per_s"] = r["samples"] / r["seconds"]
+        # The median step time: robust to other processes' bursts on a shared CPU.
+        r["samples_per_s"] = args.batch_size / float(np.median(r["step_seconds"]))
         r["tflops"] = r["samples_per_s"] * r["train_flops_per_sample"] / 1e12
     ours, hf = results["ours"], results["hf"]
     print(f"{args.shape}, batch {args.batch_size}, {args.steps} steps, max_length {args.max_length}, {ours['device']}")
@@ -244,6 +258,7 @@ def main() -> None:
         "device": ours["device"],
         "batch_size": args.batch_size,
         "steps": args.steps,
+        "repeats": args.repeats,
         "samples_per_s": round(ours["samples_per_s"], 2),
         "hf_trainer_samples_per_s": round(hf["samples_per_s"], 2),
         "ratio_vs_hf_trainer": round(ours["samples_per_s"] / hf["samples_per_s"], 3),

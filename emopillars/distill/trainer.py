@@ -282,9 +282,9 @@ def fit(
             st["step"] += 1
             st["chunk"] += 1
             samples += n_rows
-            history.append(
-                {"step": st["step"], "lr": lr, "loss": step_loss, **{k: float(v) for k, v in terms_sum.items()}}
-            )
+            terms_log = {k: float(v) for k, v in terms_sum.items()}
+            elapsed = round(time.perf_counter() - started, 4)  # step-end clock: step times are its differences
+            history.append({"step": st["step"], "time": elapsed, "lr": lr, "loss": step_loss, **terms_log})
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}")
             last = st["step"] >= total
