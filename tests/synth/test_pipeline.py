@@ -1,0 +1,174 @@
+"""`emopillars synth` end to end on the embedded SmolLM2-135M-Instruct with real backends."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from datasets import load_from_disk
+
+from emopillars.records import Example
+from emopillars.synth.config import SynthConfig
+from emopillars.synth.pipeline import synthesize
+from emopillars.taxonomy import LABELS
+
+# Small, and a target threshold of 0 so that the weak 135M labeller still leaves both modes populated.
+TINY = dict(
+    max_passages=2, max_characters=2, emotions_per_character=2, contextless_per_example=2, max_retries=1,
+    target_threshold=0.0,
+)  # fmt: skip
+
+
+def _examples(out: Path) -> list[Example]:
+    return [Example.model_validate_json(line) for line in (out / "examples.jsonl").read_text().splitlines()]
+
+
+@pytest.fixture(scope="module")
+def vllm_run(vllm_backend, tmp_path_factory):
+    out = tmp_path_factory.mktemp("synth-vllm")
+    config = SynthConfig(out=out, **TINY)
+    return config, synthesize(config, backend=vllm_backend)
+
+
+def test_records_follow_the_schema(vllm_run):
+    config, report = vllm_run
+    examples = _examples(config.out)
+    assert examples and {e.mode for e in examples} == {"contextual", "contextless"}
+    ids = [e.id for e in examples]
+    assert len(ids) == len(set(ids))
+    for e in examples:
+        assert list(e.soft_labels) == list(LABELS) and all(0 <= s <= 1 for s in e.soft_labels.values())
+        assert e.labels == [label for label in LABELS if e.soft_labels[label] >= config.label_threshold]
+        assert e.target_emotion in LABELS and e.utterance.strip()
+        if e.mode == "contextual":
+            assert e.context and e.source_id is None
+        else:
+            assert e.context is None and e.source_id
+    contextual_ids = {e.id for e in examples if e.mode == "contextual"}
+    assert any(e.source_id in contextual_ids for e in examples if e.mode == "contextless")
+
+
+def test_report_and_dataset_match_the_examples(vllm_run):
+    config, report = vllm_run
+    examples = _examples(config.out)
+    saved = json.loads((config.out / "report.json").read_text())
+    for key in ("llm_calls", "cached_calls", "examples", "per_label", "dropped", "dedup_threshold",
+                "prompt_tokens", "generated_tokens", "wall_seconds"):  # fmt: skip
+        assert key in saved
+    assert saved["examples"] == dict(Counter(e.mode for e in examples)) | saved["examples"]
+    assert sum(saved["examples"].values()) == len(examples)
+    assert saved["llm_calls"] > 0 and saved["generated_tokens"] > 0 and saved["dedup_threshold"] == 0.9
+    dataset = load_from_disk(str(config.out / "dataset"))
+    assert set(dataset) == {"train", "validation", "test"}
+    assert sum(len(split) for split in dataset.values()) == len(examples)
+    assert all(row["split"] == name for name, split in dataset.items() for row in split)
+
+
+def test_splits_are_by_passage(vllm_run):
+    config, _ = vllm_run
+    split_of: dict[str, set[str]] = {}
+    for e in _examples(config.out):
+        split_of.setdefault(e.passage_id, set()).add(e.split)
+    assert all(len(splits) == 1 for splits in split_of.values())
+
+
+def test_identical_rerun_sends_nothing_and_writes_identical_files(vllm_run, vllm_backend):
+    config, first = vllm_run
+    before = (config.out / "examples.jsonl").read_bytes()
+    again = synthesize(config, backend=vllm_backend)
+    assert again.llm_calls == 0
+    assert again.cached_calls == first.llm_calls + first.cached_calls
+    assert (config.out / "examples.jsonl").read_bytes() == before
+
+
+def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "emopillars.cli", *args], capture_output=True, text=True, timeout=600, **kwargs
+    )
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_or_duplicating(tmp_path):
+    out = tmp_path / "run"
+    config = tmp_path / "config.json"
+    # Small chunks so that calls land in the cache while the run is still going.
+    config.write_text(json.dumps({**TINY, "chunk_size": 2, "out": str(out)}))
+    command = [sys.executable, "-m", "emopillars.cli", "synth", "--config", str(config)]
+    log = (tmp_path / "stderr.log").open("w")
+    proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
+    scenes = out / "cache" / "scenes.jsonl"
+    deadline = time.monotonic() + 500  # the engine takes a minute or two to start on a busy CPU
+    while time.monotonic() < deadline and proc.poll() is None:
+        if scenes.exists() and len(scenes.read_text().splitlines()) >= 2:
+            break
+        time.sleep(0.5)
+    assert proc.poll() is None, (
+        f"the run ended before it could be killed: {(tmp_path / 'stderr.log').read_text()[-2000:]}"
+    )
+    os.killpg(proc.pid, signal.SIGKILL)
+    proc.wait()
+    done_before = sum(len(p.read_text().splitlines()) for p in (out / "cache").glob("*.jsonl"))
+    assert done_before >= 2 and not (out / "examples.jsonl").exists()
+
+    resumed = _cli("synth", "--config", str(config))
+    assert resumed.returncode == 0, resumed.stderr[-2000:]
+    report = json.loads((out / "report.json").read_text())
+    assert report["cached_calls"] >= done_before - 1  # at most the line torn by the kill is redone
+    for cache in (out / "cache").glob("*.jsonl"):
+        keys = [json.loads(line)["key"] for line in cache.read_text().splitlines()]
+        assert len(keys) == len(set(keys)), f"duplicate calls in {cache.name}"
+    ids = [e.id for e in _examples(out)]
+    assert ids and len(ids) == len(set(ids))
+
+    before = (out / "examples.jsonl").read_bytes()
+    assert _cli("synth", "--config", str(config)).returncode == 0
+    assert json.loads((out / "report.json").read_text())["llm_calls"] == 0
+    assert (out / "examples.jsonl").read_bytes() == before
+
+
+@pytest.mark.slow
+def test_openai_backend_produces_the_same_records(openai_server, tmp_path):
+    from emopillars.synth.backends import make_backend
+
+    config = SynthConfig(
+        out=tmp_path, backend="openai", base_url=openai_server, model="smollm2-135m", **{**TINY, "max_passages": 1}
+    )
+    backend = make_backend("openai", model="smollm2-135m", base_url=openai_server)
+    with backend:
+        report = synthesize(config, backend=backend)
+    assert report.llm_calls > 0
+    assert all(e.mode in {"contextual", "contextless"} for e in _examples(tmp_path))
+
+
+@pytest.mark.parametrize(
+    ("args", "culprit"),
+    [
+        (["--corpus", "/nonexistent/stories"], "/nonexistent/stories"),
+        (["--backend", "nope"], "backend"),
+        (["--dedup-threshold", "0"], "dedup_threshold"),
+        (["--dedup-threshold", "1.2"], "dedup_threshold"),
+        (["--contextless-per-example", "-1"], "contextless_per_example"),
+        (["--backend", "openai", "--model", "m", "--base-url", "http://127.0.0.1:9/v1"], "http://127.0.0.1:9/v1"),
+    ],
+)
+def test_bad_input_gets_one_line_naming_the_culprit(args, culprit, tmp_path):
+    started = time.monotonic()
+    result = _cli("synth", "--out", str(tmp_path / "o"), *args)
+    assert result.returncode == 1
+    assert culprit in result.stderr and "Traceback" not in result.stderr
+    assert len([line for line in result.stderr.splitlines() if line.startswith("error:")]) == 1
+    assert time.monotonic() - started < 60
+
+
+def test_empty_corpus_is_an_error(tmp_path):
+    corpus = tmp_path / "empty.jsonl"
+    corpus.write_text("")
+    result = _cli("synth", "--corpus", str(corpus), "--out", str(tmp_path / "o"))
+    assert result.returncode == 1 and "empty.jsonl" in result.stderr and "Traceback" not in result.stderr
