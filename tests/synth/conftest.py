@@ -78,6 +78,10 @@ def openai_server(generator_model: str, tmp_path_factory: pytest.TempPathFactory
         "float32",
         "--max-model-len",
         "4096",
+        # As in VllmBackend.load(): on the CPU a seeded request must not be prefilled in chunks.
+        "--no-enable-chunked-prefill",
+        "--max-num-batched-tokens",
+        "4096",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
     with open(log_path, "wb") as log:

