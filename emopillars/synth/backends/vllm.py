@@ -38,7 +38,9 @@ class VllmBackend(Backend):
     dtype: str = Field("auto", description="auto: float32 on CPU, bfloat16 on GPU.")
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="None: vLLM's default.")
-    max_model_len: int | None = Field(4096, ge=16, description="None: the model's own maximum.")
+    max_model_len: int | None = Field(
+        4096, ge=16, description="None: the model's own maximum (on the CPU, at most 4096 unless set)."
+    )
 
     _llm: Any = PrivateAttr(None)
 
