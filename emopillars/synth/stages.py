@@ -87,10 +87,14 @@ class Stage(ABC, Generic[In, Out]):
         return Request(messages=[{"role": "user", "content": prompt}], sampling=sampling, json_schema=self.schema())
 
     def parse(self, item: In, text: str) -> Out:
+        span = _json_span(text)
         try:
-            data = json.loads(_json_span(text))
+            data = json.loads(span)
         except ValueError:
-            raise ParseError("unparseable", f"not JSON: {text[:80]!r}") from None
+            try:  # unconstrained decoding often gets only the closing brackets wrong
+                data = json.loads(balance_brackets(span))
+            except ValueError:
+                raise ParseError("unparseable", f"not JSON: {text[:80]!r}") from None
         try:
             record = self.output.model_validate(data)
         except ValidationError as exc:
@@ -102,6 +106,25 @@ def _json_span(text: str) -> str:
     """The outermost {...} of a reply: servers without constrained decoding may wrap JSON in prose."""
     start, end = text.find("{"), text.rfind("}")
     return text[start : end + 1] if 0 <= start < end else text
+
+
+def balance_brackets(text: str) -> str:
+    """Make every closing bracket match its opener and close what is left open (outside strings)."""
+    pairs, stack, out, in_string, escaped = {"{": "}", "[": "]"}, [], [], False, False
+    for char in text:
+        if in_string:
+            in_string = char != '"' or escaped
+            escaped = char == "\\" and not escaped
+        elif char == '"':
+            in_string = True
+        elif char in pairs:
+            stack.append(pairs[char])
+        elif char in "}]":
+            if not stack:
+                break  # closes nothing: the JSON value is over
+            char = stack.pop()
+        out.append(char)
+    return "".join(out) + ('"' if in_string else "") + "".join(reversed(stack))
 
 
 def _normalised(text: str) -> str:

@@ -16,6 +16,7 @@ from emopillars.synth.stages import (
     RewriteTask,
     SceneStage,
     SceneTask,
+    balance_brackets,
 )
 from emopillars.taxonomy import LABELS
 
@@ -93,3 +94,14 @@ def test_request_carries_schema_and_reseeds_on_retry():
     assert first.messages == retry.messages and first.sampling.seed != retry.sampling.seed
     assert [m["role"] for m in first.messages] == ["user"]  # no system turn (Mistral's template)
     assert "Mara sees the boat." in first.messages[0]["content"]
+
+
+def test_outputs_with_wrong_closing_brackets_are_repaired():
+    stage = CharactersStage(CONFIG)
+    # what SmolLM2 writes without constrained decoding (the transformers backend)
+    out = '{"characters": [{"name": "Tobias", "description": "her brother"}}}'
+    assert [c.name for c in stage.parse(PASSAGE, out).characters] == ["Tobias"]
+    assert json.loads(balance_brackets('{"r": ["a}", "b')) == {"r": ["a}", "b"]}
+    with pytest.raises(ParseError) as err:
+        stage.parse(PASSAGE, '{"characters": [{"name": "Tobias" "description"}]}')
+    assert err.value.reason == "unparseable"

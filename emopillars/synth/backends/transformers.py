@@ -69,12 +69,13 @@ class TransformersBackend(Backend):
             return []
         self.load()
         tokenizer = self._tokenizer
+        primers = [json_primer(r.json_schema) for r in requests]
         prompts = [
             tokenizer(
-                tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False),
+                tokenizer.apply_chat_template(r.messages, add_generation_prompt=True, tokenize=False) + primer,
                 add_special_tokens=False,  # the template already wrote the special tokens
             )["input_ids"]
-            for r in requests
+            for r, primer in zip(requests, primers, strict=True)
         ]
         # Same sampling (seed aside) in one generate call; shortest prompts first within a group.
         order = sorted(range(len(requests)), key=lambda i: (_sampling_key(requests[i]), len(prompts[i])))
@@ -86,7 +87,7 @@ class TransformersBackend(Backend):
                     batch = group[start : start + self.batch_size]
                     completions = self._generate_batch([prompts[i] for i in batch], requests[batch[0]])
                     for i, completion in zip(batch, completions, strict=True):
-                        results[i] = completion
+                        results[i] = completion.model_copy(update={"text": primers[i] + completion.text})
                     bar.update(len(batch))
         return results  # type: ignore[return-value]
 
@@ -126,3 +127,22 @@ class TransformersBackend(Backend):
 def _sampling_key(request: Request) -> tuple[float, float, int]:
     sampling = request.sampling
     return sampling.temperature, sampling.top_p, sampling.max_tokens
+
+
+def json_primer(schema: dict | None) -> str:
+    """The opening a schema forces, e.g. `{"characters": [{"name": "`, written into the reply.
+
+    Without constrained decoding a small model often answers in prose; starting its reply with
+    the JSON the schema dictates makes it continue in JSON (the caller validates the rest).
+    """
+    if not schema:
+        return ""
+    kind = schema.get("type")
+    if kind == "object" and schema.get("properties"):
+        key = (schema.get("required") or list(schema["properties"]))[0]
+        return '{"' + key + '": ' + json_primer(schema["properties"][key])
+    if kind == "array":
+        return "[" + json_primer(schema.get("items"))
+    if kind == "string" and "enum" not in schema:
+        return '"'
+    return ""
