@@ -7,7 +7,6 @@ Every source becomes a stream of documents `(doc_id, title, text)`; one splitter
 from __future__ import annotations
 
 import itertools
-import json
 import logging
 from collections.abc import Iterable, Iterator
 from importlib.resources import files
@@ -16,6 +15,7 @@ from typing import NamedTuple
 
 from emopillars.corpora.passages import passage_id, split_passages
 from emopillars.errors import EmopillarsError
+from emopillars.jsonl import json_objects
 from emopillars.records import Passage
 
 log = logging.getLogger(__name__)
@@ -146,17 +146,9 @@ def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
 
 
 def _jsonl_documents(path: Path, lines: list[str], text_field: str) -> Iterator[Document]:
-    for number, line in enumerate(lines, start=1):
-        if not line.strip():
-            continue
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError as exc:
-            raise EmopillarsError(f"{path} line {number} is not valid JSON ({exc.msg})") from exc
-        if not isinstance(row, dict):
-            raise EmopillarsError(f"{path} line {number} is not a JSON object")
+    for number, row in json_objects(path, lines):
         if not isinstance(row.get(text_field), str):
-            raise EmopillarsError(f"{path} line {number} has no string field '{text_field}'")
+            raise EmopillarsError(f"{path}:{number}: has no string field '{text_field}'")
         doc_id = str(row.get("id", f"{path.stem}-{number}"))
         yield Document(doc_id=doc_id, title=_optional_str(row.get("title")), text=row[text_field])
 

@@ -15,7 +15,6 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
-import json
 import logging
 import re
 from collections import defaultdict
@@ -26,6 +25,7 @@ from typing import Any
 
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
+from emopillars.jsonl import json_objects
 from emopillars.taxonomy import LABELS
 
 log = logging.getLogger(__name__)
@@ -212,15 +212,7 @@ def _table_rows(path: Path, split: str | None) -> Iterator[RawRow]:
         return
     text = read_text(path)
     if suffix in {".jsonl", ".json"}:
-        for n, line in enumerate(text.splitlines(), 1):
-            if not line.strip():
-                continue
-            try:
-                values = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EmopillarsError(f"{path}:{n}: not a JSON object ({exc.msg})") from None
-            if not isinstance(values, dict):
-                raise EmopillarsError(f"{path}:{n}: expected a JSON object, got {type(values).__name__}")
+        for n, values in json_objects(path, text.splitlines()):
             yield RawRow(f"{path}:{n}", split, values)
         return
     header: list[str] | None = None

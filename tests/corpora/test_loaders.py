@@ -104,14 +104,14 @@ def test_empty_corpus(tmp_path):
 def test_jsonl_bad_line_names_file_and_line(tmp_path):
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "fine"}\n{not json\n')
-    with pytest.raises(EmopillarsError, match="bad.jsonl line 2 is not valid JSON"):
+    with pytest.raises(EmopillarsError, match="bad.jsonl:2: not valid JSON"):
         load_passages(str(path))
 
 
 def test_jsonl_missing_field_names_file_and_line(tmp_path):
     path = tmp_path / "nofield.jsonl"
     path.write_text('{"text": "fine"}\n{"body": "wrong field"}\n')
-    with pytest.raises(EmopillarsError, match="nofield.jsonl line 2 has no string field 'text'"):
+    with pytest.raises(EmopillarsError, match="nofield.jsonl:2: has no string field 'text'"):
         load_passages(str(path))
 
 

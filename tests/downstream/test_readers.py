@@ -159,7 +159,7 @@ def _break_line(path: Path, line: int, new: str) -> None:
     [
         ("goemotions", "goemotions/original", "dev.tsv", 3, "no tabs here", r"dev.tsv:3: expected 3 tab-separated"),
         ("goemotions", "goemotions/original", "test.tsv", 2, "text\t28\tid1", r"test.tsv:2: label '28'"),
-        ("goemotions", "goemotions/simplified", "train.jsonl", 5, "{oops", r"train.jsonl:5: not a JSON object"),
+        ("goemotions", "goemotions/simplified", "train.jsonl", 5, "{oops", r"train.jsonl:5: not valid JSON"),
         ("isear", "isear/isear.csv", None, 4, "1|2|3", r"isear.csv:4: 3 fields where the header has 43"),
         ("isear", "isear/isear_two_columns.csv", None, 6, "happiness,When I won.", r"csv:6: ISEAR label 'happiness'"),
         ("iemocap", "iemocap/iemocap.csv", None, 5, "Ses01F_impro01,u,x,F,Hi.,neu", r"iemocap.csv:5: utterance order"),
