@@ -34,6 +34,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emopillars.errors import EmopillarsError
+from emopillars.jsonl import json_objects
 from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
@@ -125,19 +126,8 @@ class Splits:
 
 
 def _read_jsonl(path: Path) -> list[dict]:
-    rows = []
     with path.open(encoding="utf-8") as fh:
-        for n, line in enumerate(fh, 1):
-            if not line.strip():
-                continue
-            try:
-                row = json.loads(line)
-            except json.JSONDecodeError as exc:
-                raise EmopillarsError(f"{path}:{n}: not valid JSON ({exc.msg})") from None
-            if not isinstance(row, dict):
-                raise EmopillarsError(f"{path}:{n}: each line must be a JSON object")
-            rows.append(row)
-    return rows
+        return [row for _, row in json_objects(path, fh)]
 
 
 def _read_csv(path: Path) -> list[dict]:
