@@ -2,8 +2,8 @@
 
 Both run the same small synthesis on the same loaded engine in one process: the pipeline submits
 each stage's calls at once (`chunk_size` large), the baseline sends the same prompts one call per
-`generate` (`chunk_size=1`), as a hand-written loop would. Decoding is greedy so both make the
-same examples. Then the pipeline is rerun on its cache (no LLM call). The same figures follow for
+`generate` (`chunk_size=1`), as a hand-written loop would. Every request carries its own seed, so
+both make the same examples. Then the pipeline is rerun on its cache (no LLM call). The same figures follow for
 the transformers backend. Prints one table per backend; the last line is JSON.
 
     python scripts/bench_synth.py [--backend vllm] [--max-passages 2] [--no-transformers]
@@ -68,13 +68,13 @@ def main() -> None:
     parser.add_argument("--backend", default="vllm", choices=["vllm", "openai", "transformers"])
     parser.add_argument("--model", default=None, help="Default: the embedded SmolLM2-135M-Instruct.")
     parser.add_argument("--base-url", default=None)
-    parser.add_argument("--max-passages", type=int, default=2)
+    parser.add_argument("--max-passages", type=int, default=3)
     parser.add_argument("--no-transformers", action="store_true", help="Skip the transformers backend table.")
     args = parser.parse_args()
 
     base = dict(
         model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
-        max_characters=2, emotions_per_character=2, contextless_per_example=2, max_retries=1, temperature=0.0,
+        max_characters=2, emotions_per_character=2, contextless_per_example=2,
     )  # fmt: skip
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
