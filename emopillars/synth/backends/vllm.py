@@ -64,6 +64,8 @@ class VllmBackend(Backend):
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
             options["enable_chunked_prefill"] = False
             options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
+        # vLLM's INFO lines (hundreds per start) would bury the run's own progress; users can lower it.
+        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         import vllm
 
         if self.gpu_memory_utilization is not None:
