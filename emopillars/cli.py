@@ -78,6 +78,7 @@ def synth(
     if not sum(report.examples.values()):
         raise EmopillarsError(f"no example survived the filters; see {report.out}/report.json for what was dropped")
 
+
 # --- train / predict (issue 3) -------------------------------------------------------------------
 
 

@@ -246,4 +246,3 @@ def _exclusive(out: Path) -> Iterator[None]:
                 f"another emopillars synth is writing to {out}; wait for it or use another --out"
             ) from None
         yield
-
