@@ -22,7 +22,7 @@ from emopillars.records import Character, Example, Passage
 from emopillars.synth.backends import Backend
 from emopillars.synth.cache import CallCache
 from emopillars.synth.config import SynthConfig
-from emopillars.synth.export import assign_splits, example_id, write_outputs
+from emopillars.synth.export import SPLITS, assign_splits, example_id, write_outputs
 from emopillars.synth.report import SynthReport, count_by
 from emopillars.synth.runner import CallStats, run_stage
 from emopillars.synth.schedule import schedule_emotions
@@ -105,7 +105,7 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
             examples={m: sum(e.mode == m for e in examples) for m in MODES},
             per_label=count_by(e.target_emotion for e in examples),
             per_label_by_mode={m: count_by(e.target_emotion for e in examples if e.mode == m) for m in MODES},
-            splits={s: count_by(e.mode for e in examples if e.split == s) for s in ("train", "validation", "test")},
+            splits={s: count_by(e.mode for e in examples if e.split == s) for s in SPLITS},
             dropped=dict(sorted(stats.dropped.items())),
             dedup_removed_per_label=dict(sorted(removed.items())),
             dedup_threshold=config.dedup_threshold,
@@ -122,12 +122,13 @@ class _LLM:
 
     def __init__(self, config: SynthConfig, backend: Backend):
         self.config, self.backend, self.stats = config, backend, CallStats()
-        self.label_cache = CallCache(config.out / "cache", "labels")
+        self.caches: dict[str, CallCache] = {}  # one per stage: the label stage runs twice
 
-    def _run(self, stage: Stage, items: Sequence, cache: CallCache | None = None) -> list:
-        cache = cache or CallCache(self.config.out / "cache", stage.name)
+    def _run(self, stage: Stage, items: Sequence) -> list:
+        if stage.name not in self.caches:
+            self.caches[stage.name] = CallCache(self.config.out / "cache", stage.name)
         c = self.config
-        return run_stage(stage, items, self.backend, cache, self.stats, c.max_retries, c.chunk_size)
+        return run_stage(stage, items, self.backend, self.caches[stage.name], self.stats, c.max_retries, c.chunk_size)
 
     def characters(self, passages: Sequence[Passage]) -> list[tuple[Passage, Character]]:
         casts = self._run(CharactersStage(self.config), passages)
@@ -142,7 +143,7 @@ class _LLM:
             for t, s in zip(tasks, scenes, strict=True)
             if s is not None
         ]
-        return self._label(drafts, speaker=lambda d: d.character.name)
+        return self._label(drafts)
 
     def contextless(self, contextual: Sequence[Candidate]) -> list[Candidate]:
         if not self.config.contextless_per_example:
@@ -155,12 +156,17 @@ class _LLM:
             if r is not None
             for text in r.rewrites
         ]
-        return self._label(drafts, speaker=lambda d: "Someone")
+        return self._label(drafts)
 
-    def _label(self, drafts: Sequence[Candidate], speaker) -> list[Candidate]:
-        """Blind soft labels; a draft stays only if the labeller saw its target emotion."""
-        tasks = [LabelTask(d.utterance, d.context, speaker(d)) for d in drafts]
-        labels = self._run(LabelStage(self.config), tasks, cache=self.label_cache)
+    def _label(self, drafts: Sequence[Candidate]) -> list[Candidate]:
+        """Blind soft labels; a draft stays only if the labeller saw its target emotion.
+
+        A context-less rewrite is shown as said by "Someone": no name ties it to its story.
+        """
+        tasks = [
+            LabelTask(d.utterance, d.context, d.character.name if d.mode == "contextual" else "Someone") for d in drafts
+        ]
+        labels = self._run(LabelStage(self.config), tasks)
         kept = []
         for draft, scores in zip(drafts, labels, strict=True):
             if scores is None:

@@ -59,7 +59,7 @@ def run_stage(
             backend.load()  # lazy: a fully cached rerun never starts the engine
         for start in range(0, len(todo), chunk_size):
             chunk = todo[start : start + chunk_size]
-            desc = f"{stage.name}" + (f" (retry {attempt})" if attempt else "")
+            desc = stage.name + (f" (retry {attempt})" if attempt else "")
             completions = backend.generate([requests[i] for i in chunk], desc=desc)
             stats.record_sent(completions)
             cache.add((keys[i], c) for i, c in zip(chunk, completions, strict=True))
