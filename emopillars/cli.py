@@ -58,7 +58,13 @@ def synth(
     emotions_per_character: Annotated[int | None, typer.Option(help="Target emotions per character.")] = None,
     target_threshold: Annotated[float | None, typer.Option(help="Min blind score of the target.")] = None,
     max_retries: Annotated[int | None, typer.Option(help="Retries of unusable outputs.")] = None,
-    temperature: Annotated[float | None, typer.Option()] = None,
+    temperature: Annotated[float | None, typer.Option(help="Generation temperature.")] = None,
+    label_temperature: Annotated[float | None, typer.Option(help="Label stage temperature (0.2).")] = None,
+    label_samples: Annotated[int | None, typer.Option(help="Blind label calls per utterance (3).")] = None,
+    label_threshold: Annotated[float | None, typer.Option(help="Mean score counted as a label (0.3).")] = None,
+    allow_emotion_words: Annotated[
+        bool | None, typer.Option("--allow-emotion-words", help="Keep utterances naming their target.")
+    ] = None,
     dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16.")] = None,
     tensor_parallel_size: Annotated[int | None, typer.Option()] = None,
     gpu_memory_utilization: Annotated[float | None, typer.Option()] = None,
@@ -77,6 +83,37 @@ def synth(
     typer.echo(report.summary())
     if not sum(report.examples.values()):
         raise EmopillarsError(f"no example survived the filters; see {report.out}/report.json for what was dropped")
+
+
+@app.command("teacher-eval")
+def teacher_eval(
+    gold: Annotated[
+        Path | None, typer.Option(help=".jsonl, GoEmotions .tsv or text<TAB>labels.")
+    ] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default runs/teacher-eval).")] = None,
+    backend: Annotated[str | None, typer.Option(help="vllm | openai | transformers.")] = None,
+    model: Annotated[str | None, typer.Option(help="Model id or path (default: embedded SmolLM2).")] = None,
+    base_url: Annotated[str | None, typer.Option(help="OpenAI-compatible server URL.")] = None,
+    label_samples: Annotated[int | None, typer.Option(help="Blind label calls per utterance (3).")] = None,
+    label_temperature: Annotated[float | None, typer.Option(help="Label stage temperature (0.2).")] = None,
+    label_threshold: Annotated[float | None, typer.Option(help="Mean score counted as a label (0.3).")] = None,
+    max_examples: Annotated[int | None, typer.Option(help="Use at most N gold utterances.")] = None,
+    seed: Annotated[int | None, typer.Option()] = None,
+    dtype: Annotated[str | None, typer.Option(help="auto | float32 | bfloat16 | float16.")] = None,
+    tensor_parallel_size: Annotated[int | None, typer.Option()] = None,
+    gpu_memory_utilization: Annotated[float | None, typer.Option()] = None,
+    max_model_len: Annotated[int | None, typer.Option()] = None,
+    concurrency: Annotated[int | None, typer.Option(help="Parallel requests (openai).")] = None,
+    config: ConfigOpt = None,
+) -> None:
+    """Check the teacher before the big run: label human-labelled utterances as synth would and score them."""
+    flags = {k: v for k, v in locals().items() if k != "config"}  # every flag is a TeacherEvalConfig field
+    from emopillars.config import load_config
+    from emopillars.synth.config import TeacherEvalConfig
+    from emopillars.synth.teacher_eval import summary, teacher_eval
+
+    cfg = load_config(TeacherEvalConfig, config, flags)
+    typer.echo(summary(teacher_eval(cfg), cfg.out))
 
 
 # --- train / predict (issue 3) -------------------------------------------------------------------

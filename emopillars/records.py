@@ -68,20 +68,39 @@ class EmotionScore(Record):
 
 
 class EmotionScores(Record):
-    """Stage 4 output: a score for each emotion the LLM sees; absent emotions score 0."""
+    """Label stage output: the labeller's account of the feeling, then a score per emotion it sees (absent = 0).
 
+    The account comes first so that it conditions the scores; an emotion listed twice makes the output invalid.
+    """
+
+    explication: str = Field(min_length=1, max_length=600)
     emotions: list[EmotionScore] = Field(min_length=1, max_length=len(LABELS))
 
+    _strip = field_validator("explication", mode="before")(lambda v: _clean(v) if isinstance(v, str) else v)
+
+    @field_validator("emotions")
+    @classmethod
+    def _once_each(cls, emotions: list[EmotionScore]) -> list[EmotionScore]:
+        names = [e.emotion for e in emotions]
+        repeated = sorted({n for n in names if names.count(n) > 1})
+        if repeated:
+            raise ValueError(f"emotion(s) listed more than once: {', '.join(repeated)}")
+        return emotions
+
     def vector(self) -> dict[str, float]:
-        """The full 28-score vector in taxonomy order (the max where an emotion is repeated)."""
+        """The full 28-score vector in taxonomy order."""
         scores = dict.fromkeys(LABELS, 0.0)
         for item in self.emotions:
-            scores[item.emotion] = max(scores[item.emotion], round(item.score, 4))
+            scores[item.emotion] = round(item.score, 4)
         return scores
 
 
+EXPRESSIVENESS = ("explicit", "implicit", "subtle")  # how openly a scene shows its emotion, scheduled like targets
+Expressiveness = Literal[EXPRESSIVENESS]  # type: ignore[valid-type]
+
+
 class Example(Record):
-    """One line of `examples.jsonl`."""
+    """One line of `examples.jsonl` (every field is documented in the README's synth section)."""
 
     id: str
     mode: Mode
@@ -92,6 +111,10 @@ class Example(Record):
     context: str | None
     utterance: str
     target_emotion: Emotion
+    expressiveness: Expressiveness
     soft_labels: dict[str, float]
     labels: list[str]
+    primary_emotion: Emotion
+    label_agreement: float | None  # None when fewer than two label samples parsed
+    explication: str
     source_id: str | None = None  # for a context-less rewrite: the contextual example it rewrites

@@ -8,6 +8,8 @@ decoding cannot produce an emotion outside the taxonomy.
 from __future__ import annotations
 
 import functools
+import hashlib
+import json
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,20 @@ _ENV = jinja2.Environment(
 def template_source(name: str) -> str:
     """The template's text: part of every cache key, so editing a template in place invalidates its calls."""
     return (_DIR / name).read_text(encoding="utf-8")
+
+
+def template_hash(name: str) -> str:
+    """Short sha256 of a template file, recorded in config.json and the dataset card beside its versioned name."""
+    return hashlib.sha256(template_source(name).encode()).hexdigest()[:12]
+
+
+@functools.cache
+def scene_examples() -> tuple[dict, ...]:
+    """The hand-written few-shot pool of the scene prompt (each names its emotion and expressiveness)."""
+    return tuple(json.loads(template_source(SCENE_EXAMPLES)))
+
+
+SCENE_EXAMPLES = "scene_examples.v1.json"
 
 
 def render(template: str, **variables: Any) -> str:
@@ -53,18 +69,28 @@ def characters_schema(max_characters: int) -> dict:
 
 
 def scene_schema() -> dict:
+    # Length bounds as in records.Scene, so that decoding cannot produce what validation rejects.
     return {
         "type": "object",
-        "properties": {"context": {"type": "string"}, "utterance": {"type": "string"}},
+        "properties": {
+            "context": {"type": "string", "minLength": 10, "maxLength": 1200},
+            "utterance": {"type": "string", "minLength": 3, "maxLength": 600},
+        },
         "required": ["context", "utterance"],
         "additionalProperties": False,
     }
 
 
 def label_schema(max_emotions: int) -> dict:
+    """The explication comes first (decoders keep property order), so it conditions the scores.
+
+    No JSON-schema keyword says "unique by a field", so `records.EmotionScores` rejects a repeated emotion and the
+    runner samples again.
+    """
     return {
         "type": "object",
         "properties": {
+            "explication": {"type": "string", "minLength": 1, "maxLength": 200},
             "emotions": {
                 "type": "array",
                 "minItems": 1,
@@ -78,9 +104,9 @@ def label_schema(max_emotions: int) -> dict:
                     "required": ["emotion", "score"],
                     "additionalProperties": False,
                 },
-            }
+            },
         },
-        "required": ["emotions"],
+        "required": ["explication", "emotions"],
         "additionalProperties": False,
     }
 

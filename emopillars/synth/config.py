@@ -1,4 +1,8 @@
-"""Settings of `emopillars synth`: one pydantic model, saved as config.json beside the output."""
+"""Settings of `emopillars synth` and `emopillars teacher-eval`: pydantic models, saved beside the output.
+
+Both commands talk to the same LLM through the same label stage, so they share `LLMConfig`: a teacher checked with
+`teacher-eval` labels exactly as it will label during `synth`.
+"""
 
 from __future__ import annotations
 
@@ -9,57 +13,91 @@ from pydantic import Field, model_validator
 
 from emopillars.config import StrictModel
 
-BACKENDS = ("vllm", "openai", "transformers")
 
+class LLMConfig(StrictModel):
+    """The LLM backend, its engine, and how the label stage samples it."""
 
-class SynthConfig(StrictModel):
-    """Every option of `emopillars synth`; CLI flags mirror these fields."""
-
-    corpus: str | None = Field(None, description="Folder of .txt, a .jsonl, or a HF dataset id/path; default: bundled.")
-    text_field: str = Field("text", description="Field holding the narrative in a .jsonl or HF dataset.")
-    out: Path = Field(Path("runs/synth"), description="Output folder (also holds the LLM call cache).")
-    backend: Literal["vllm", "openai", "transformers"] = "vllm"
+    backend: Literal["vllm", "openai", "transformers"] = Field("vllm", description="Where completions come from.")
     model: str | None = Field(None, description="Model id or path; default: the embedded SmolLM2-135M-Instruct.")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (backend openai).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the server's API key.")
-    max_passages: int | None = Field(12, ge=1, description="Use at most this many passages (None: all).")
-    passage_chars: int = Field(1500, ge=200, le=20000, description="Upper bound on a passage's length.")
-    max_characters: int = Field(3, ge=1, le=8, description="Characters kept per passage.")
-    emotions_per_character: int = Field(3, ge=1, le=28, description="Target emotions scheduled per character.")
-    contextless_per_example: int = Field(3, ge=0, le=10, description="Context-less rewrites per contextual example.")
-    target_threshold: float = Field(0.1, ge=0.0, le=1.0, description="Drop examples whose target scores below this.")
-    label_threshold: float = Field(
-        0.3, gt=0.0, le=1.0, description="A label is in `labels` when its score passes this."
-    )
-    dedup_threshold: float = Field(
-        0.9, gt=0.0, le=1.0, description="Cosine similarity at which two examples are duplicates."
-    )
+    seed: int = Field(0, description="Seeds sampling, label-list shuffles, schedules and splits.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries of a call whose output fails to parse or validate.")
-    temperature: float = Field(0.8, ge=0.0, le=2.0)
-    top_p: float = Field(0.95, gt=0.0, le=1.0)
-    seed: int = 0
-    split_fractions: tuple[float, float, float] = Field(
-        (0.8, 0.1, 0.1), description="train/validation/test by passage."
+    top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling for every stage.")
+    label_temperature: float = Field(
+        0.2, ge=0.0, le=2.0, description="Sampling temperature of the label stage (low: a judgement, not a story)."
     )
-    embedder: str | None = Field(
-        None, description="sentence-transformers model for de-duplication; default: embedded MiniLM."
+    label_samples: int = Field(
+        3, ge=1, le=10, description="Blind label calls per utterance, each with its own label order; scores averaged."
+    )
+    label_threshold: float = Field(
+        0.3, gt=0.0, le=1.0, description="A label is in `labels` when its (mean) score reaches this."
     )
     # Engine options (left out of cache keys: they change speed, not results).
     dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
-    tensor_parallel_size: int = Field(1, ge=1)
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0)
-    max_model_len: int | None = Field(4096, ge=256)
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.")
+    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="vLLM memory share.")
+    max_model_len: int | None = Field(4096, ge=256, description="vLLM context length (bounds the CPU step budget).")
     chunk_size: int = Field(256, ge=1, description="Calls per engine submission; each is cached when it returns.")
     concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")
     request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
 
     @model_validator(mode="after")
-    def _check(self) -> SynthConfig:
+    def _check_backend(self) -> LLMConfig:
         if self.backend == "openai" and not self.base_url:
             raise ValueError("backend 'openai' needs --base-url (e.g. http://127.0.0.1:8000/v1)")
         if self.backend == "openai" and not self.model:
             raise ValueError("backend 'openai' needs --model (the name the server serves the model under)")
+        return self
+
+
+class SynthConfig(LLMConfig):
+    """Every option of `emopillars synth`; CLI flags mirror these fields."""
+
+    corpus: str | None = Field(None, description="Folder of .txt, a .jsonl, or a HF dataset id/path; default: bundled.")
+    text_field: str = Field("text", description="Field holding the narrative in a .jsonl or HF dataset.")
+    out: Path = Field(Path("runs/synth"), description="Output folder (also holds the LLM call cache).")
+    max_passages: int | None = Field(12, ge=1, description="Use at most this many passages (None: all).")
+    passage_chars: int = Field(1500, ge=200, le=20000, description="Upper bound on a passage's length.")
+    max_characters: int = Field(3, ge=1, le=8, description="Characters kept per passage.")
+    emotions_per_character: int = Field(3, ge=1, le=28, description="Target emotions scheduled per character.")
+    contextless_per_example: int = Field(3, ge=0, le=10, description="Context-less rewrites per contextual example.")
+    target_threshold: float = Field(
+        0.1, ge=0.0, le=1.0, description="Drop examples whose target's mean blind score is below this."
+    )
+    allow_emotion_words: bool = Field(
+        False, description="Keep utterances that name their target emotion (dropped as target_word_leak otherwise)."
+    )
+    dedup_threshold: float = Field(
+        0.9, gt=0.0, le=1.0, description="Cosine similarity at which two examples are duplicates."
+    )
+    temperature: float = Field(0.8, ge=0.0, le=2.0, description="Sampling temperature of the generation stages.")
+    split_fractions: tuple[float, float, float] = Field(
+        (0.8, 0.1, 0.1), description="train/validation/test by passage."
+    )
+    embedder: str | None = Field(
+        None, description="sentence-transformers model for de-duplication and diversity; default: embedded MiniLM."
+    )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _provenance_is_not_a_setting(cls, data: object) -> object:
+        # A run's config.json records its prompt hashes beside the settings; it stays a valid --config.
+        return {k: v for k, v in data.items() if k != "prompts"} if isinstance(data, dict) else data
+
+    @model_validator(mode="after")
+    def _check_splits(self) -> SynthConfig:
         if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
             raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
         return self
+
+
+class TeacherEvalConfig(LLMConfig):
+    """Every option of `emopillars teacher-eval`: the synth label stage run on human-labelled utterances."""
+
+    gold: Path | None = Field(
+        None, description="Human-labelled utterances: .jsonl, GoEmotions .tsv or text<TAB>labels."
+    )
+    out: Path = Field(Path("runs/teacher-eval"), description="Output folder (also holds the LLM call cache).")
+    max_examples: int | None = Field(None, ge=1, description="Use at most this many gold utterances.")

@@ -53,8 +53,12 @@ def _features():
             "context": Value("string"),
             "utterance": Value("string"),
             "target_emotion": Value("string"),
+            "expressiveness": Value("string"),
             "soft_labels": {label: Value("float32") for label in LABELS},
             "labels": List(Value("string")),
+            "primary_emotion": Value("string"),
+            "label_agreement": Value("float32"),
+            "explication": Value("string"),
             "source_id": Value("string"),
         }
     )

@@ -1,4 +1,4 @@
-"""The end-of-run report: what was made, what was dropped and why, what it cost."""
+"""The end-of-run report: what was made, what was dropped and why, what it cost, and how far to trust it."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from pydantic import BaseModel
 
 from emopillars.taxonomy import LABELS
 
-DROP_REASONS = ("unparseable", "invalid", "backend_error", "target_not_recognised", "duplicate")
+DROP_REASONS = ("unparseable", "invalid", "backend_error", "target_word_leak", "target_not_recognised", "duplicate")
 
 
 class SynthReport(BaseModel):
@@ -17,17 +17,21 @@ class SynthReport(BaseModel):
     model: str
     passages: int
     characters: int
+    scheduled: int
     llm_calls: int
     cached_calls: int
     examples: dict[str, int]
     per_label: dict[str, int]
     per_label_by_mode: dict[str, dict[str, int]]
+    expressiveness: dict[str, int]
     splits: dict[str, dict[str, int]]
     dropped: dict[str, int]
     dedup_removed_per_label: dict[str, int]
     dedup_threshold: float
     prompt_tokens: int
     generated_tokens: int
+    prompts: dict[str, str]
+    fidelity: dict
     wall_seconds: float
 
     def summary(self) -> str:
@@ -35,20 +39,53 @@ class SynthReport(BaseModel):
         modes = ("contextual", "contextless")
         lines = [
             f"emopillars synth -> {self.out}",
-            f"  backend {self.backend} ({self.model}); {self.passages} passages, {self.characters} characters",
+            f"  backend {self.backend} ({self.model}); {self.passages} passages, {self.characters} characters, "
+            f"{self.scheduled} scenes scheduled",
             f"  LLM calls {self.llm_calls} sent, {self.cached_calls} cached; tokens {self.prompt_tokens} prompt, "
             f"{self.generated_tokens} generated; {self.wall_seconds:.1f} s",
             "",
-            f"  {'label':<15}{'contextual':>12}{'contextless':>13}",
+            f"  {'label':<15}{'contextual':>12}{'contextless':>13}{'recognised':>12}{'diversity':>11}",
         ]
+        recognised = self.fidelity["target_recognition"]["per_label"]
+        diversity = self.fidelity["embedding_diversity"]["per_label"]
         for label in LABELS:
             counts = [self.per_label_by_mode[m].get(label, 0) for m in modes]
-            lines.append(f"  {label:<15}{counts[0]:>12}{counts[1]:>13}")
+            lines.append(
+                f"  {label:<15}{counts[0]:>12}{counts[1]:>13}{_fmt(recognised[label]):>12}{_fmt(diversity[label]):>11}"
+            )
         lines.append(f"  {'total':<15}{self.examples['contextual']:>12}{self.examples['contextless']:>13}")
         split_text = ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items())
         lines += ["", f"  splits: {split_text}"]
         lines.append("  dropped: " + ", ".join(f"{r} {self.dropped.get(r, 0)}" for r in DROP_REASONS))
+        lines += ["", "  fidelity (docs/fidelity.md)", *(f"    {k:<34}{v}" for k, v in fidelity_rows(self.fidelity))]
         return "\n".join(lines)
+
+
+def fidelity_rows(f: dict) -> list[tuple[str, str]]:
+    """The headline fidelity measures as (name, value) rows, for the terminal and the dataset card."""
+    rec, leak = f["target_recognition"], f["target_word_leak"]
+    return [
+        ("target_recognition macro / min", f"{_fmt(rec['macro'])} / {_fmt(rec['min'])} ({rec['drafts']} drafts)"),
+        ("primary_agreement", _fmt(f["primary_agreement"])),
+        ("first_pick_entropy_bits", f"{_fmt(f['first_pick_entropy_bits'])} (max 4.81)"),
+        ("first_pick_position_entropy_bits", f"{_fmt(f['first_pick_position_entropy_bits'])} (max 4.81)"),
+        ("label_agreement", _fmt(f["label_agreement"])),
+        ("label_entropy", _fmt(f["label_entropy"])),
+        ("labels_per_example", _fmt(f["labels_per_example"])),
+        ("distinct_1 contextual / contextless", " / ".join(_fmt(v) for v in f["distinct_1"].values())),
+        ("distinct_2 contextual / contextless", " / ".join(_fmt(v) for v in f["distinct_2"].values())),
+        ("embedding_diversity macro", _fmt(f["embedding_diversity"]["macro"])),
+        ("near_duplicate_rate", _fmt(f["near_duplicate_rate"])),
+        ("target_word_leak utterance / context", f"{_fmt(leak['utterance'])} / {_fmt(leak['context'])}"),
+        ("name_leak", _fmt(f["name_leak"])),
+        ("yield " + ", ".join(k for k in f["yield"] if k != "kept_per_slot"),
+         ", ".join(_fmt(v) for k, v in f["yield"].items() if k != "kept_per_slot")),
+        ("kept per slot contextual / contextless", " / ".join(_fmt(v) for v in f["yield"]["kept_per_slot"].values())),
+    ]  # fmt: skip
+
+
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3f}"
 
 
 def count_by(values) -> dict[str, int]:

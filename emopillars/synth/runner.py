@@ -20,13 +20,16 @@ log = logging.getLogger(__name__)
 
 @dataclass
 class CallStats:
-    """Counts of one run, summed over stages; `dropped` is keyed by reason."""
+    """Counts of one run, summed over stages; `dropped` is keyed by reason, `answered` and `usable` by stage
+    (completions read, and those that parsed and passed the checks: the stage's yield)."""
 
     llm_calls: int = 0
     cached_calls: int = 0
     prompt_tokens: int = 0
     generated_tokens: int = 0
     dropped: Counter = field(default_factory=Counter)
+    answered: Counter = field(default_factory=Counter)
+    usable: Counter = field(default_factory=Counter)
 
     def record_sent(self, completions: Sequence[Completion]) -> None:
         self.llm_calls += len(completions)
@@ -73,10 +76,12 @@ def run_stage(
                 still.append(i)
                 continue
             completion = cache[keys[i]]
+            stats.answered[stage.name] += 1
             try:
                 if completion.finish_reason == "length":
                     raise ParseError("unparseable", "output cut at max_tokens")
                 results[i] = stage.parse(items[i], completion.text)
+                stats.usable[stage.name] += 1
             except ParseError as exc:
                 reasons[i] = exc.reason
                 log.debug("%s item %d attempt %d: %s", stage.name, i, attempt, exc)

@@ -39,3 +39,14 @@ def schedule_emotions(slots: Sequence[T], per_slot: int, seed: int) -> list[tupl
             chosen.append(pick)
         plan.extend((slot, emotion) for emotion in chosen)
     return plan
+
+
+def deal(n: int, values: Sequence[str], seed: int) -> list[str]:
+    """`n` values dealt from successive seeded shuffles of `values`, each floor or ceil of n/len(values) times."""
+    rng = random.Random(seed)
+    dealt: list[str] = []
+    while len(dealt) < n:
+        deck = list(values)
+        rng.shuffle(deck)
+        dealt.extend(deck)
+    return dealt[:n]

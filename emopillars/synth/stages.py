@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import random
 import re
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -17,10 +18,10 @@ from typing import ClassVar, Generic, Literal, TypeVar
 from pydantic import BaseModel, ValidationError
 
 from emopillars import prompts
-from emopillars.records import Character, CharacterList, EmotionScores, Passage, Rewrites, Scene
+from emopillars.records import Character, CharacterList, EmotionScores, Expressiveness, Passage, Rewrites, Scene
 from emopillars.synth.backends import Request, Sampling
-from emopillars.synth.config import SynthConfig
-from emopillars.taxonomy import LABELS
+from emopillars.synth.config import LLMConfig, SynthConfig
+from emopillars.taxonomy import DEFINITIONS, LABELS, names_label
 
 In = TypeVar("In")
 Out = TypeVar("Out", bound=BaseModel)
@@ -29,7 +30,7 @@ Out = TypeVar("Out", bound=BaseModel)
 class ParseError(Exception):
     """An LLM output that cannot be used; `reason` is the counter it is dropped under after retries."""
 
-    def __init__(self, reason: Literal["unparseable", "invalid"], message: str):
+    def __init__(self, reason: Literal["unparseable", "invalid", "target_word_leak"], message: str):
         super().__init__(message)
         self.reason = reason
 
@@ -39,13 +40,17 @@ class SceneTask:
     passage: Passage
     character: Character
     emotion: str
+    expressiveness: Expressiveness
 
 
 @dataclass(frozen=True)
 class LabelTask:
+    """One blind judgement: `sample` tells apart the several label calls of one utterance (each its own order)."""
+
     utterance: str
     context: str | None
     speaker: str
+    sample: int = 0
 
 
 @dataclass(frozen=True)
@@ -61,7 +66,7 @@ class Stage(ABC, Generic[In, Out]):
     template: ClassVar[str]
     output: ClassVar[type[BaseModel]]
 
-    def __init__(self, config: SynthConfig):
+    def __init__(self, config: LLMConfig):
         self.config = config
 
     @abstractmethod
@@ -77,12 +82,16 @@ class Stage(ABC, Generic[In, Out]):
         """Semantic checks beyond the schema; may return a cleaned record or raise ParseError."""
         return record
 
+    def temperature(self) -> float:
+        """Generation stages write: they sample at the generation temperature."""
+        return self.config.temperature
+
     def request(self, item: In, attempt: int) -> Request:
         prompt = prompts.render(self.template, **self.variables(item))
         # A per-request seed makes sampling reproducible; each retry samples anew.
         seed = int(hashlib.sha256(f"{self.config.seed}|{attempt}|{prompt}".encode()).hexdigest()[:8], 16)
         sampling = Sampling(
-            temperature=self.config.temperature, top_p=self.config.top_p, max_tokens=self.max_tokens(), seed=seed
+            temperature=self.temperature(), top_p=self.config.top_p, max_tokens=self.max_tokens(), seed=seed
         )
         return Request(messages=[{"role": "user", "content": prompt}], sampling=sampling, json_schema=self.schema())
 
@@ -167,14 +176,58 @@ class CharactersStage(Stage[Passage, CharacterList]):
         return CharacterList(characters=kept[: self.config.max_characters])
 
 
-class SceneStage(Stage[SceneTask, Scene]):
-    """Stage 3: the situation (third person) and what the character says in the target emotion."""
+EXPRESSIVENESS: dict[str, str] = {
+    "explicit": "the feeling is unmistakable in the words and their tone",
+    "implicit": "the feeling shows through what is said about the situation, not through talk about feelings",
+    "subtle": "the feeling is only hinted at; an attentive listener would still notice it",
+}
+FEW_SHOT = 2  # examples per scene prompt, rotated so that no single opener gets copied everywhere
 
-    name, template, output = "scenes", "scene.v1.j2", Scene
+
+def _copies(scene: Scene, example: dict, n: int = 5) -> bool:
+    """Whether the scene shares a run of `n` words with a few-shot example (small models paste them whole)."""
+
+    def grams(text: str) -> set[tuple[str, ...]]:
+        words = _normalised(text).split(" ")
+        return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
+
+    shown = grams(example["context"]) | grams(example["utterance"])
+    return bool(shown & (grams(scene.context) | grams(scene.utterance)))
+
+
+class SceneStage(Stage[SceneTask, Scene]):
+    """Stage 3: the situation (third person) and what the character says, showing the target emotion.
+
+    The prompt gives the target's definition and asks for it to be shown, not named; an utterance that names it
+    (or an inflection) is retried and, at the end, dropped as `target_word_leak` unless `allow_emotion_words`.
+    `leaks` counts, over every parsed scene, the utterances and contexts that name their target.
+    """
+
+    name, template, output = "scenes", "scene.v2.j2", Scene
+    config: SynthConfig
+
+    def __init__(self, config: SynthConfig):
+        super().__init__(config)
+        self.leaks = {"scenes": 0, "utterance": 0, "context": 0}
+
+    def examples(self, item: SceneTask) -> list[dict]:
+        """A seeded draw from the few-shot pool, never of the target emotion."""
+        pool = [e for e in prompts.scene_examples() if e["emotion"] != item.emotion]
+        key = f"{self.config.seed}|{item.passage.id}|{item.character.name}|{item.emotion}"
+        return random.Random(key).sample(pool, FEW_SHOT)
 
     def variables(self, item: SceneTask) -> dict:
         c = item.character
-        return {"passage": item.passage.text, "name": c.name, "description": c.description, "emotion": item.emotion}
+        return {
+            "passage": item.passage.text,
+            "name": c.name,
+            "description": c.description,
+            "emotion": item.emotion,
+            "definition": DEFINITIONS[item.emotion],
+            "expressiveness": item.expressiveness,
+            "expressiveness_meaning": EXPRESSIVENESS[item.expressiveness],
+            "examples": self.examples(item),
+        }
 
     def schema(self) -> dict:
         return prompts.scene_schema()
@@ -185,31 +238,55 @@ class SceneStage(Stage[SceneTask, Scene]):
     def check(self, item: SceneTask, record: Scene) -> Scene:
         if _words(record.utterance) < MIN_UTTERANCE_WORDS or _words(record.context) < MIN_CONTEXT_WORDS:
             raise ParseError("invalid", "utterance or context too short to be a scene")
-        if _normalised(record.utterance) == _normalised(record.context):
+        utterance = _normalised(record.utterance)
+        if utterance == _normalised(record.context):
             raise ParseError("invalid", "utterance repeats the context")
+        if any(_copies(record, e) for e in self.examples(item)):
+            raise ParseError("invalid", "scene copies a few-shot example")
+        named = names_label(record.utterance, item.emotion)
+        self.leaks["scenes"] += 1
+        self.leaks["utterance"] += named
+        self.leaks["context"] += names_label(record.context, item.emotion)
+        if named and not self.config.allow_emotion_words:
+            raise ParseError("target_word_leak", f"utterance names its target emotion {item.emotion!r}")
         return record
 
 
 class LabelStage(Stage[LabelTask, EmotionScores]):
-    """Stages 4 and 5b: blind soft labels; the target emotion is not shown."""
+    """Stages 4 and 5b: blind soft labels; the target emotion is not shown.
 
-    name, template, output = "labels", "label.v1.j2", EmotionScores
-    max_emotions: ClassVar[int] = 5
+    Each call shows the 28 labels with their definitions in its own seeded order (from `--seed` and the call), so
+    that a labeller's taste for the top of a list spreads over all labels instead of favouring one; `order()` gives
+    that order back for the fidelity measures.
+    """
+
+    name, template, output = "labels", "label.v2.j2", EmotionScores
+    # Three, not five: SmolLM2 fills every slot it is given, repeating emotions once it runs out of ideas.
+    max_emotions: ClassVar[int] = 3
+
+    def order(self, item: LabelTask) -> list[str]:
+        labels = list(LABELS)
+        key = f"{self.config.seed}|{item.sample}|{item.speaker}|{item.context}|{item.utterance}"
+        random.Random(key).shuffle(labels)
+        return labels
 
     def variables(self, item: LabelTask) -> dict:
         return {
             "context": item.context,
             "speaker": item.speaker,
             "utterance": item.utterance,
-            "labels": LABELS,
+            "labels": [(label, DEFINITIONS[label]) for label in self.order(item)],
             "max_emotions": self.max_emotions,
         }
+
+    def temperature(self) -> float:
+        return self.config.label_temperature
 
     def schema(self) -> dict:
         return prompts.label_schema(self.max_emotions)
 
     def max_tokens(self) -> int:
-        return 24 * self.max_emotions + 20
+        return 24 * self.max_emotions + 80  # the explication (at most 200 characters), then the scores
 
 
 class RewriteStage(Stage[RewriteTask, Rewrites]):

@@ -11,13 +11,18 @@ import time
 from collections import Counter
 from pathlib import Path
 
+import numpy as np
 import pytest
 from datasets import load_from_disk
 
-from emopillars.records import Example
+from emopillars import prompts
+from emopillars.records import EXPRESSIVENESS, Example
+from emopillars.synth.cache import CallCache, call_key
 from emopillars.synth.config import SynthConfig
+from emopillars.synth.fidelity import Judgement, first_picks
 from emopillars.synth.pipeline import synthesize
-from emopillars.taxonomy import LABELS
+from emopillars.synth.stages import LabelStage, LabelTask, ParseError
+from emopillars.taxonomy import LABELS, names_label
 
 # Small, and a target threshold of 0 so that the weak 135M labeller still leaves both modes populated.
 TINY = dict(
@@ -47,6 +52,12 @@ def test_records_follow_the_schema(vllm_run):
         assert list(e.soft_labels) == list(LABELS) and all(0 <= s <= 1 for s in e.soft_labels.values())
         assert e.labels == [label for label in LABELS if e.soft_labels[label] >= config.label_threshold]
         assert e.target_emotion in LABELS and e.utterance.strip()
+        assert e.primary_emotion == max(LABELS, key=lambda label: e.soft_labels[label])
+        assert e.expressiveness in EXPRESSIVENESS and e.explication.strip()
+        assert e.label_agreement is None or 0 <= e.label_agreement <= 1
+        assert e.soft_labels[e.target_emotion] >= config.target_threshold
+        if e.mode == "contextual":
+            assert not names_label(e.utterance, e.target_emotion)  # leaks are dropped
         if e.mode == "contextual":
             assert e.context and e.source_id is None
         else:
@@ -60,7 +71,7 @@ def test_report_and_dataset_match_the_examples(vllm_run):
     examples = _examples(config.out)
     saved = json.loads((config.out / "report.json").read_text())
     for key in ("llm_calls", "cached_calls", "examples", "per_label", "dropped", "dedup_threshold",
-                "prompt_tokens", "generated_tokens", "wall_seconds"):  # fmt: skip
+                "prompt_tokens", "generated_tokens", "wall_seconds", "fidelity", "prompts"):  # fmt: skip
         assert key in saved
     assert saved["examples"] == dict(Counter(e.mode for e in examples)) | saved["examples"]
     assert sum(saved["examples"].values()) == len(examples)
@@ -77,6 +88,82 @@ def test_splits_are_by_passage(vllm_run):
     for e in _examples(config.out):
         split_of.setdefault(e.passage_id, set()).add(e.split)
     assert all(len(splits) == 1 for splits in split_of.values())
+
+
+def _label_samples(config: SynthConfig, backend_name: str) -> dict[tuple[str, str | None], list]:
+    """Re-derive every labelled utterance's usable samples straight from the call cache, as the runner reads it:
+    per sample, the first attempt whose cached completion parses."""
+    stage, cache = LabelStage(config), CallCache(config.out / "cache", "labels")
+    template = prompts.template_source(stage.template)
+    samples: dict[tuple[str, str | None], list] = {}
+    for e in _examples(config.out):
+        speaker = e.character if e.mode == "contextual" else "Someone"
+        found = []
+        for sample in range(config.label_samples):
+            task = LabelTask(e.utterance, e.context, speaker, sample)
+            for attempt in range(config.max_retries + 1):
+                key = call_key(template, backend_name, stage.request(task, attempt), attempt)
+                if key not in cache or cache[key].finish_reason != "stop":
+                    continue
+                try:
+                    found.append((stage.order(task), stage.parse(task, cache[key].text)))
+                    break
+                except ParseError:
+                    continue
+        samples[(e.utterance, e.context)] = found
+    return samples
+
+
+def test_soft_label_is_the_mean_of_the_cached_samples(vllm_run, vllm_backend):
+    config, _ = vllm_run
+    samples = _label_samples(config, vllm_backend.name)
+    assert config.label_samples == 3
+    for e in _examples(config.out):
+        found = samples[(e.utterance, e.context)]
+        assert found, e.utterance
+        mean = {label: np.mean([scores.vector()[label] for _, scores in found]) for label in LABELS}
+        assert e.soft_labels == pytest.approx(mean, abs=1e-4)
+        assert e.explication == found[0][1].explication
+        if len(found) >= 2:
+            assert e.label_agreement is not None
+
+
+def test_fidelity_recomputed_from_the_examples(vllm_run):
+    config, report = vllm_run
+    f = report.fidelity
+    examples = _examples(config.out)
+    assert f["primary_agreement"] == pytest.approx(np.mean([e.primary_emotion == e.target_emotion for e in examples]))
+    mass = np.array([sum(e.soft_labels[label] for e in examples) for label in LABELS])
+    p = mass[mass > 0] / mass.sum()
+    assert f["label_entropy"] == pytest.approx(-(p * np.log(p)).sum() / np.log(28), abs=1e-4)
+    assert f["labels_per_example"] == pytest.approx(np.mean([len(e.labels) for e in examples]), abs=1e-4)
+    agreements = [e.label_agreement for e in examples if e.label_agreement is not None]
+    assert f["label_agreement"] == pytest.approx(np.mean(agreements), abs=1e-4)
+    assert f["target_recognition"]["drafts"] >= len(examples)
+    assert 0 <= f["target_word_leak"]["utterance"] <= 1 and f["target_word_leak"]["scenes"] > 0
+    assert set(f["yield"]) >= {"characters", "scenes", "labels", "rewrites", "kept_per_slot"}
+    saved = json.loads((config.out / "report.json").read_text())["fidelity"]
+    assert saved == f
+    card = (config.out / "README.md").read_text()
+    assert card.startswith("---\n") and "synthetic" in card and "first_pick_position_entropy_bits" in card
+    assert all(name in card for name in report.prompts) and (config.out / "first_pick_positions.png").stat().st_size
+    saved_config = json.loads((config.out / "config.json").read_text())
+    assert saved_config["prompts"] == report.prompts and "label.v2.j2" in report.prompts
+    assert SynthConfig.model_validate(saved_config) == config  # a run's config.json is a valid --config
+
+
+def test_first_pick_measures_expose_a_labeller_that_takes_the_top_of_the_list(vllm_run, vllm_backend):
+    config, report = vllm_run
+    calls = [order_scores for found in _label_samples(config, vllm_backend.name).values() for order_scores in found]
+    # The real labeller's figures, recomputed from the cache (kept examples' calls are a subset of all calls).
+    assert report.fidelity["label_calls"] >= len(calls) > 10
+    orders = [order for order, _ in calls]
+    assert len({tuple(o) for o in orders}) == len(orders)  # every call showed its own order
+    # A labeller that always answers the first name shown, on the same shown orders:
+    top = first_picks([Judgement(order[0], 0) for order in orders])
+    assert top["first_pick_position_entropy_bits"] == 0.0
+    assert top["first_pick_entropy_bits"] > 0.8 * np.log2(min(len(orders), 28))
+    assert sum(report.fidelity["first_pick_positions"]) == report.fidelity["label_calls"]
 
 
 def test_identical_rerun_sends_nothing_and_writes_identical_files(vllm_run, vllm_backend):

@@ -44,7 +44,7 @@ def test_characters_keep_only_names_from_the_passage():
 
 def test_unparseable_and_invalid_outputs_are_told_apart():
     stage = SceneStage(CONFIG)
-    task = SceneTask(PASSAGE, MARA, "joy")
+    task = SceneTask(PASSAGE, MARA, "relief", "implicit")
     with pytest.raises(ParseError) as err:
         stage.parse(task, "Sure! Here is a scene")
     assert err.value.reason == "unparseable"
@@ -59,22 +59,62 @@ def test_unparseable_and_invalid_outputs_are_told_apart():
     assert scene.context == "Mara sees the boat return at dawn."
 
 
-def test_labels_become_a_full_vector_and_names_outside_the_taxonomy_fail():
+def test_labels_become_a_full_vector_and_bad_outputs_fail():
     stage = LabelStage(CONFIG)
     task = LabelTask("He is home!", None, "Someone")
-    scores = stage.parse(task, '{"emotions": [{"emotion": "joy", "score": 0.9}, {"emotion": "relief", "score": 0.4}]}')
+    out = {"explication": "Glad he is back.", "emotions": [{"emotion": "joy", "score": 0.9}]}
+    scores = stage.parse(task, json.dumps(out))
     vector = scores.vector()
-    assert list(vector) == list(LABELS)
-    assert vector["joy"] == 0.9 and vector["relief"] == 0.4 and vector["anger"] == 0.0
+    assert list(vector) == list(LABELS) and scores.explication == "Glad he is back."
+    assert vector["joy"] == 0.9 and vector["anger"] == 0.0
+    for emotions in (
+        [{"emotion": "happiness", "score": 0.9}],  # outside the taxonomy
+        [{"emotion": "joy", "score": 1.5}],  # out of range
+        [{"emotion": "joy", "score": 0.9}, {"emotion": "joy", "score": 0.4}],  # repeated
+    ):
+        with pytest.raises(ParseError) as err:
+            stage.parse(task, json.dumps({**out, "emotions": emotions}))
+        assert err.value.reason == "invalid"
     with pytest.raises(ParseError):
-        stage.parse(task, '{"emotions": [{"emotion": "happiness", "score": 0.9}]}')
-    with pytest.raises(ParseError):
-        stage.parse(task, '{"emotions": [{"emotion": "joy", "score": 1.5}]}')
+        stage.parse(task, json.dumps({"emotions": out["emotions"]}))  # no explication
 
 
-def test_label_schema_enum_is_the_taxonomy():
-    item = label_schema(5)["properties"]["emotions"]["items"]["properties"]["emotion"]
-    assert item["enum"] == list(LABELS)
+def test_label_schema_enum_is_the_taxonomy_and_asks_for_the_explication_first():
+    schema = label_schema(LabelStage.max_emotions)
+    assert list(schema["properties"]) == ["explication", "emotions"]
+    assert schema["properties"]["emotions"]["items"]["properties"]["emotion"]["enum"] == list(LABELS)
+
+
+def test_label_order_is_shuffled_per_call_and_repeats_with_the_seed():
+    stage = LabelStage(CONFIG)
+    tasks = [LabelTask("He is home!", None, "Someone", sample) for sample in range(3)]
+    orders = [stage.order(t) for t in tasks]
+    assert all(sorted(o) == sorted(LABELS) for o in orders)
+    assert len({tuple(o) for o in orders}) == 3 and tuple(orders[0]) != LABELS
+    assert [LabelStage(CONFIG).order(t) for t in tasks] == orders
+    other_seed = LabelStage(CONFIG.model_copy(update={"seed": 1}))
+    assert [other_seed.order(t) for t in tasks] != orders
+    prompt = stage.request(tasks[0], 0).messages[0]["content"]
+    shown = [line.split(":")[0][2:] for line in prompt.splitlines() if line.startswith("- ")]
+    assert shown == orders[0]
+    assert "0.8" not in prompt and "fear: being afraid or worried" in prompt  # no numeric anchor; definitions
+    assert stage.request(tasks[0], 0).sampling.temperature == CONFIG.label_temperature != CONFIG.temperature
+
+
+def test_scene_that_names_its_target_is_dropped_as_a_leak_unless_allowed():
+    task = SceneTask(PASSAGE, MARA, "relief", "explicit")
+    leak = json.dumps({"context": "The boat comes round the point at dawn.", "utterance": "What a relief, he made it!"})
+    stage = SceneStage(CONFIG)
+    with pytest.raises(ParseError) as err:
+        stage.parse(task, leak)
+    assert err.value.reason == "target_word_leak"
+    assert stage.leaks == {"scenes": 1, "utterance": 1, "context": 0}
+    allowed = SceneStage(CONFIG.model_copy(update={"allow_emotion_words": True}))
+    assert allowed.parse(task, leak).utterance == "What a relief, he made it!" and allowed.leaks["utterance"] == 1
+    prompt = stage.request(task, 0).messages[0]["content"]
+    assert "reassurance and relaxation" in prompt and "explicit" in prompt
+    shown = [e for e in stage.examples(task)]
+    assert len(shown) == 2 and all(e["emotion"] != "relief" and e["utterance"] in prompt for e in shown)
 
 
 def test_rewrites_drop_copies_and_named_characters():
@@ -88,9 +128,9 @@ def test_rewrites_drop_copies_and_named_characters():
 
 def test_request_carries_schema_and_reseeds_on_retry():
     stage = LabelStage(CONFIG)
-    task = LabelTask("He is home!", "Mara sees the boat.", "Mara")
+    task = LabelTask("He is home!", "Mara sees the boat.", "Mara", 0)
     first, retry = stage.request(task, 0), stage.request(task, 1)
-    assert first.json_schema == label_schema(5)
+    assert first.json_schema == label_schema(LabelStage.max_emotions)
     assert first.messages == retry.messages and first.sampling.seed != retry.sampling.seed
     assert [m["role"] for m in first.messages] == ["user"]  # no system turn (Mistral's template)
     assert "Mara sees the boat." in first.messages[0]["content"]

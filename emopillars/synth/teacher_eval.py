@@ -1,0 +1,154 @@
+"""`emopillars teacher-eval`: how well does the teacher label? Checked on human-labelled utterances before the big run.
+
+It runs the synth label stage unchanged (same prompt, shuffled label orders, samples, sampling and call cache) on
+gold utterances, then scores the mean-of-samples labels against the gold ones with scikit-learn. Gold formats:
+`.jsonl` with `text` (or `utterance`) and `labels` (names); the GoEmotions TSV (`text<TAB>ids<TAB>id`); a
+two-column TSV `text<TAB>name,name`.
+"""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from emopillars.errors import EmopillarsError
+from emopillars.jsonl import json_objects
+from emopillars.synth.backends import Backend
+from emopillars.synth.config import TeacherEvalConfig
+from emopillars.synth.fidelity import first_picks
+from emopillars.synth.pipeline import Labeller, build_backend, exclusive
+from emopillars.synth.runner import CallStats
+from emopillars.taxonomy import LABELS, check_labels
+
+SPEAKER = "Someone"  # gold utterances come without a speaker, as context-less rewrites do
+
+
+@dataclass(frozen=True)
+class Gold:
+    text: str
+    labels: tuple[str, ...]
+
+
+def read_gold(path: Path) -> list[Gold]:
+    """Gold utterances from `.jsonl` or `.tsv`; a malformed line is a one-line error naming file:line."""
+    if not path.is_file():
+        raise EmopillarsError(f"gold file not found: {path}")
+    lines = path.read_text(encoding="utf-8").splitlines()
+    if path.suffix == ".jsonl":
+        rows = []
+        for n, obj in json_objects(path, lines):
+            text, labels = obj.get("text", obj.get("utterance")), obj.get("labels")
+            if not isinstance(text, str) or not text.strip() or not isinstance(labels, list):
+                raise EmopillarsError(f"{path}:{n}: needs 'text' (or 'utterance') and a list 'labels'")
+            rows.append(_gold(text, [str(x) for x in labels], f"{path}:{n}"))
+    elif path.suffix == ".tsv":
+        rows = [_tsv_line(line, f"{path}:{n}") for n, line in enumerate(lines, 1) if line.strip()]
+    else:
+        raise EmopillarsError(f"gold file {path}: expected .jsonl or .tsv")
+    if not rows:
+        raise EmopillarsError(f"gold file {path} holds no utterances")
+    return rows
+
+
+def _tsv_line(line: str, where: str) -> Gold:
+    fields = line.rstrip("\r").split("\t")
+    if len(fields) not in (2, 3):
+        raise EmopillarsError(f"{where}: expected text<TAB>labels[<TAB>id], found {len(fields)} field(s)")
+    items = [x.strip() for x in fields[1].split(",") if x.strip()]
+    # GoEmotions writes label ids; the two-column form writes names.
+    names = [LABELS[int(x)] if x.isdigit() and int(x) < len(LABELS) else x for x in items]
+    return _gold(fields[0], names, where)
+
+
+def _gold(text: str, labels: list[str], where: str) -> Gold:
+    check_labels(labels, where)
+    if not labels:
+        raise EmopillarsError(f"{where}: no labels")
+    return Gold(" ".join(text.split()), tuple(sorted(set(labels), key=LABELS.index)))
+
+
+def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> dict:
+    """Label the gold utterances as synth would, write predictions.jsonl and teacher_eval.json, return the metrics."""
+    from sklearn.metrics import f1_score, precision_recall_fscore_support
+
+    if config.gold is None:
+        raise EmopillarsError("teacher-eval needs --gold FILE (human-labelled utterances)")
+    gold = read_gold(config.gold)[: config.max_examples]
+    started = time.perf_counter()
+    with exclusive(config.out):
+        (config.out / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        stats = CallStats()
+        labeller = Labeller(config, backend or build_backend(config), stats, caches={})
+        try:
+            soft = labeller([(g.text, None, SPEAKER) for g in gold])
+        finally:
+            if backend is None:
+                labeller.backend.close()
+        predictions = []
+        for g, s in zip(gold, soft, strict=True):
+            scores = s.scores if s else dict.fromkeys(LABELS, 0.0)  # no usable sample: predicts nothing
+            labels = [label for label in LABELS if scores[label] >= config.label_threshold]
+            predictions.append({"text": g.text, "labels": labels, "scores": scores, "gold": list(g.labels)})
+        _write_jsonl(config.out / "predictions.jsonl", predictions)
+
+        y_true = _indicator([p["gold"] for p in predictions])
+        y_pred = _indicator([p["labels"] for p in predictions])
+        p, r, f, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+        agreements = [s.agreement for s in soft if s and s.agreement is not None]
+        picks = first_picks(labeller.judgements)
+        metrics = {
+            "n": len(gold),
+            "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", zero_division=0)), 4),
+            "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),
+            "label_threshold": config.label_threshold,
+            "first_pick_position_entropy_bits": picks["first_pick_position_entropy_bits"],
+            "first_pick_entropy_bits": picks["first_pick_entropy_bits"],
+            "label_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
+            "unlabelled": sum(s is None for s in soft),
+            "per_label": {
+                label: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
+                        "f1": round(float(f[i]), 4), "support": int(support[i])}
+                for i, label in enumerate(LABELS)
+            },  # fmt: skip
+            "model": labeller.backend.model,
+            "label_samples": config.label_samples,
+            "llm_calls": stats.llm_calls,
+            "cached_calls": stats.cached_calls,
+            "wall_seconds": round(time.perf_counter() - started, 2),
+        }
+        (config.out / "teacher_eval.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+    return metrics
+
+
+def summary(metrics: dict, out: Path) -> str:
+    """The terminal table: headline figures, then labels with gold support."""
+    lines = [
+        f"emopillars teacher-eval -> {out}  ({metrics['model']}, {metrics['n']} gold utterances, "
+        f"{metrics['label_samples']} samples each)",
+        f"  macro-F1 {metrics['macro_f1']:.3f}  micro-F1 {metrics['micro_f1']:.3f} at threshold "
+        f"{metrics['label_threshold']}; label agreement {metrics['label_agreement']}; "
+        f"first-pick position entropy {metrics['first_pick_position_entropy_bits']} bits (max 4.81)",
+        "",
+        f"  {'label':<15}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}",
+    ]
+    for label, m in metrics["per_label"].items():
+        if m["support"]:
+            lines.append(f"  {label:<15}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}{m['support']:>9}")
+    return "\n".join(lines)
+
+
+def _indicator(label_lists: list[list[str]]) -> np.ndarray:
+    y = np.zeros((len(label_lists), len(LABELS)), dtype=np.int64)
+    for i, labels in enumerate(label_lists):
+        y[i, [LABELS.index(label) for label in labels]] = 1
+    return y
+
+
+def _write_jsonl(path: Path, rows: list[dict]) -> None:
+    tmp = path.with_suffix(".jsonl.tmp")
+    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
+    tmp.replace(path)
