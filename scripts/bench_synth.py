@@ -4,9 +4,10 @@ Both run the same small synthesis on the same loaded engine in one process: the 
 each stage's calls at once (`chunk_size` large), the baseline sends the same prompts one call per
 `generate` (`chunk_size=1`), as a hand-written loop would. Every request carries its own seed, so
 both make the same examples. Then the pipeline is rerun on its cache (no LLM call). The same figures follow for
-the transformers backend. Prints one table per backend; the last line is JSON.
+the transformers backend. Prints one table per backend, then a projection of a large corpus on one GPU from the
+measured calls and tokens per kept example; the last line is JSON.
 
-    python scripts/bench_synth.py [--backend vllm] [--max-passages 2] [--no-transformers]
+    python scripts/bench_synth.py [--backend vllm] [--max-passages 2] [--label-samples 3] [--no-transformers]
 """
 
 from __future__ import annotations
@@ -37,6 +38,7 @@ def measure(config: SynthConfig, backend) -> dict:
         "calls_per_kept_example": round(report.llm_calls / max(kept, 1), 2),
         "tokens_per_kept_example": round(tokens / max(kept, 1), 1),
         "generated_tokens_per_s": round(report.generated_tokens / seconds, 1),
+        "generated_tokens_per_kept_example": round(report.generated_tokens / max(kept, 1), 1),
     }
 
 
@@ -69,12 +71,18 @@ def main() -> None:
     parser.add_argument("--model", default=None, help="Default: the embedded SmolLM2-135M-Instruct.")
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--max-passages", type=int, default=3)
+    parser.add_argument("--label-samples", type=int, default=3)
     parser.add_argument("--no-transformers", action="store_true", help="Skip the transformers backend table.")
+    parser.add_argument("--project", type=int, default=400_000, help="Corpus size (kept examples) to project.")
+    parser.add_argument(
+        "--gpu-tokens-per-s", type=float, default=2149.0,
+        help="Generated tokens/s of the target GPU (default: Mistral-7B shape, batch 256, one H100, ENVIRONMENT.md).",
+    )  # fmt: skip
     args = parser.parse_args()
 
     base = dict(
         model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
-        max_characters=2, emotions_per_character=2, contextless_per_example=2,
+        max_characters=2, emotions_per_character=2, contextless_per_example=2, label_samples=args.label_samples,
     )  # fmt: skip
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
@@ -84,6 +92,20 @@ def main() -> None:
             print_table(name, results[name])
     main_rows = results[args.backend]
     ratio = main_rows["pipeline"]["kept_per_minute"] / max(main_rows["sequential"]["kept_per_minute"], 1e-9)
+    ours = main_rows["pipeline"]
+    # Generation-bound: prefill of the (shared-prefix) prompts is far cheaper per token than decoding on a GPU.
+    projection = {
+        "examples": args.project,
+        "llm_calls": round(args.project * ours["calls_per_kept_example"]),
+        "generated_tokens": round(args.project * ours["generated_tokens_per_kept_example"]),
+        "gpu_hours": round(args.project * ours["generated_tokens_per_kept_example"] / args.gpu_tokens_per_s / 3600, 1),
+        "gpu_tokens_per_s": args.gpu_tokens_per_s,
+    }
+    print(
+        f"\nprojection: {args.project:,} kept examples at this run's yield = {projection['llm_calls']:,} calls, "
+        f"{projection['generated_tokens']:,} generated tokens, {projection['gpu_hours']} GPU-hours at "
+        f"{args.gpu_tokens_per_s:,.0f} generated tokens/s"
+    )
     print(
         json.dumps(
             {
@@ -93,6 +115,7 @@ def main() -> None:
                 "tokens_per_kept_example": main_rows["pipeline"]["tokens_per_kept_example"],
                 "calls_per_kept_example": main_rows["pipeline"]["calls_per_kept_example"],
                 "cached_rerun_seconds": main_rows["cached_rerun"]["seconds"],
+                "projection": projection,
                 "results": results,
             }
         )

@@ -22,3 +22,12 @@ def test_every_label_gets_the_same_quota_and_slots_get_distinct_emotions(slots, 
 def test_schedule_is_seeded():
     assert schedule_emotions(range(10), 3, seed=1) == schedule_emotions(range(10), 3, seed=1)
     assert schedule_emotions(range(10), 3, seed=1) != schedule_emotions(range(10), 3, seed=2)
+
+
+def test_expressiveness_levels_are_dealt_evenly_and_seeded():
+    from emopillars.records import EXPRESSIVENESS
+    from emopillars.synth.schedule import deal
+
+    dealt = deal(10, EXPRESSIVENESS, seed=3)
+    assert len(dealt) == 10 and max(Counter(dealt).values()) - min(Counter(dealt).values()) <= 1
+    assert dealt == deal(10, EXPRESSIVENESS, seed=3) and dealt != deal(10, EXPRESSIVENESS, seed=4)

@@ -72,3 +72,15 @@ def test_metrics_equal_scikit_learn_on_the_predictions(vllm_backend, tmp_path):
 
     again = teacher_eval(config, backend=vllm_backend)  # the same label stage cache: nothing is sent twice
     assert again["llm_calls"] == 0 and again["macro_f1"] == metrics["macro_f1"]
+
+
+def test_cli_names_a_missing_gold_file(tmp_path):
+    import subprocess
+    import sys
+
+    missing = tmp_path / "nope.tsv"
+    result = subprocess.run(
+        [sys.executable, "-m", "emopillars.cli", "teacher-eval", "--gold", str(missing), "--out", str(tmp_path / "o")],
+        capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 1 and str(missing) in result.stderr and "Traceback" not in result.stderr
