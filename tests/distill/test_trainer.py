@@ -98,7 +98,7 @@ def test_all_loss_options_and_kd_from_teacher(
     cfg = TrainConfig(data=str(synth_dir), out=tmp_path, max_steps=2, loss="focal", pos_weight=True,
                       label_smoothing=0.05, ortho_weight=0.01, teacher=str(trained[0]), kd_weight=0.5,
                       temperature=2.0, grad_accum=2, schedule="cosine", weighted_sampling=True, **fast)  # fmt: skip
-    report = train(cfg)
+    report = train(cfg).report
     first = report["history"][0]
     assert {"task", "kd", "ortho"} <= set(first) and all(np.isfinite(first[k]) for k in ("task", "kd", "ortho"))
     assert first["loss"] == pytest.approx(first["task"] + first["kd"] + first["ortho"], rel=1e-5)
@@ -109,7 +109,7 @@ def test_pseudo_label_rounds(tmp_path: Path, synth_dir: Path, fast: dict) -> Non
     pool.write_text("\n".join(["I am overjoyed", "I am so mad", "thank you kindly", "I am frightened"] * 3))
     cfg = TrainConfig(data=str(synth_dir), out=tmp_path / "out", max_steps=3, rounds=2, unlabeled=str(pool),
                       pseudo_threshold=0.05, **fast)  # fmt: skip
-    report = train(cfg)
+    report = train(cfg).report
     rounds = report["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["pseudo_labelled_added"] == 0 and rounds[1]["pseudo_labelled_added"] == 12
@@ -129,7 +129,7 @@ def test_single_label_with_head_init_from_rows(
     cfg = TrainConfig(data=str(synth_dir), out=tmp_path, labels=labels, problem_type="single_label",
                       model=str(trained[0]), max_steps=3, **fast)  # fmt: skip
     data = load_splits(cfg)
-    report = train(cfg, data=data, head_init=init)
+    report = train(cfg, data=data, head_init=init).report
     assert "accuracy" in report["validation"] and set(report["validation"]["per_label"]) == set(labels)
     clf = EmotionClassifier.from_pretrained(tmp_path)
     assert clf.labels == labels and clf.problem_type == "single_label"
