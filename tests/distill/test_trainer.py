@@ -157,3 +157,34 @@ def test_early_stopping_after_patience_evaluations(minilm: tuple, synth_dir: Pat
     result = fit(cfg, model, tok, load_splits(cfg))  # a negligible lr: macro-F1 cannot improve after step 1
     assert result.stopped == "early_stopping" and result.steps == 3 and result.best_step == 1
     assert [e["step"] for e in result.evals] == [1, 2, 3]
+
+
+def test_train_on_a_datasets_object_with_tensorboard_tracking(tmp_path: Path, fast: dict) -> None:
+    """The Python API takes a DatasetDict in memory, returns a TrainResult, and logs through accelerate."""
+    import datasets
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from emopillars import TrainResult, train
+    from emopillars.taxonomy import LABELS
+
+    from .conftest import example_rows
+
+    rows = [r for r in example_rows() if r["mode"] == "contextless"]
+    by_split = {s: [{"text": r["utterance"], "labels": r["labels"]} for r in rows if r["split"] == s]
+                for s in ("train", "validation")}  # fmt: skip
+    label_type = datasets.Sequence(datasets.ClassLabel(names=list(LABELS)))
+    features = datasets.Features({"text": datasets.Value("string"), "labels": label_type})
+    data = datasets.DatasetDict(
+        {s: datasets.Dataset.from_list(part, features=features) for s, part in by_split.items()}
+    )
+    cfg = TrainConfig(out=tmp_path / "m", max_steps=2, eval_every=1, report_to="tensorboard", run_name="r1", **fast)
+    result = train(cfg, data=data)
+    assert isinstance(result, TrainResult) and result.out == tmp_path / "m" and result.metrics_file.is_file()
+    assert result.validation["n"] == len(by_split["validation"]) and result.test is None
+    events = list((tmp_path / "m" / "runs" / "r1").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "validation/macro_f1"} <= tags
+    assert [e.step for e in acc.Scalars("validation/macro_f1")] == [1, 2]
