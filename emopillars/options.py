@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import functools
 import inspect
+import json
 import logging
 import os
 import typing
@@ -44,7 +45,7 @@ PROGRESS = (bool, True, typer.Option("--progress/--no-progress", help="Show prog
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     """The project's own logs at INFO (DEBUG with -v, WARNING with -q); other libraries at WARNING unless -v."""
-    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S", force=True)
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
     level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
     logging.getLogger("emopillars").setLevel(level)
@@ -72,8 +73,17 @@ def disable_progress_bars() -> None:
         huggingface_hub.utils.disable_progress_bars()
 
 
+def _is_json(annotation: Any) -> bool:
+    """Mappings and nested models have no flag syntax: their option takes JSON."""
+    inner = [a for a in get_args(annotation) if a is not type(None)] if type(None) in get_args(annotation) else []
+    target = inner[0] if len(inner) == 1 else annotation
+    return get_origin(target) is dict or target is dict or (isinstance(target, type) and issubclass(target, BaseModel))
+
+
 def _cli_type(annotation: Any) -> Any:
-    """The type typer parses: tuples of any length become repeatable list options."""
+    """The type typer parses: tuples of any length become repeatable list options; mappings take JSON text."""
+    if _is_json(annotation):
+        return str | None
     args = get_args(annotation)
     if get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis:
         return list[args[0]]
@@ -102,6 +112,8 @@ def field_parameters(model: type[BaseModel], exclude: frozenset[str], aliases: d
         if required:
             annotation = annotation | None
         help_text = (info.description or "") + (" Required (here or in --config)." if required else "")
+        if _is_json(info.annotation):
+            help_text, default = help_text + " (JSON)", None
         option = typer.Option(help=help_text.strip(), show_default=_show_default(default))
         if get_origin(annotation) is list or list in get_args(annotation):
             default = list(default) if default is not None else None
@@ -130,6 +142,11 @@ def build_config(
         for key in (name + ALIAS_SUFFIX, name):  # the new spelling wins over the old one
             if key in values and _given(ctx, key):
                 value = values[key]
+                if _is_json(model.model_fields[name].annotation):
+                    try:
+                        value = json.loads(value)
+                    except json.JSONDecodeError as exc:
+                        raise EmopillarsError(f"--{name.replace('_', '-')}: not valid JSON ({exc.msg})") from None
                 data[name] = tuple(value) if isinstance(value, list) else value
     try:
         return model.model_validate(data)
@@ -153,6 +170,8 @@ def config_options(
         for model in slots.values():
             params += field_parameters(model, frozenset(exclude), aliases)
         fields = {f for model in slots.values() for f in model.model_fields}
+        # A config file may still use an old spelling (output: for out:).
+        renamed = {alias.lstrip("-").replace("-", "_"): name for name, olds in aliases.items() for alias in olds}
         common = dict(COMMON) if "progress" in fields else {**COMMON, "progress": PROGRESS}
         params += [_kw(name, Annotated[t, opt], d) for name, (t, d, opt) in common.items()]
 
@@ -161,6 +180,7 @@ def config_options(
             if _given(ctx, "verbose") or _given(ctx, "quiet"):
                 setup_logging(values["verbose"], values["quiet"])
             file_data = read_config_file(values["config"]) if values["config"] else {}
+            file_data = {renamed.get(key, key): value for key, value in file_data.items()}
             unknown = sorted(set(file_data) - fields)
             if unknown:
                 raise EmopillarsError(f"config file {values['config']}: unknown option(s) {unknown}")

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import re
 import subprocess
 import sys
@@ -81,6 +82,7 @@ class Toy(StrictModel):
     flag: bool = True
     fractions: tuple[float, float] = (0.5, 0.5)
     out: Path = Path("o")
+    weights: dict[str, float] = Field(default_factory=dict, description="Per-label weights.")
 
 
 toy_app = typer.Typer()
@@ -102,6 +104,8 @@ def toy(cfg: Toy) -> None:
         ({"size": 5, "kind": "b", "flag": False}, ["--size", "3", "--kind", "a", "--flag"], {"size": 3, "kind": "a"}),
         ({}, ["--fractions", "0.2", "0.8", "--output", "x"], {"fractions": (0.2, 0.8), "out": Path("x")}),
         ({}, ["--output", "x", "--out", "y"], {"out": Path("y")}),  # the new spelling wins
+        ({"output": "z"}, [], {"out": Path("z")}),  # also in a config file
+        ({"weights": {"a": 1}}, ["--weights", '{"b": 2}'], {"weights": {"b": 2.0}}),  # mappings as JSON
     ],
 )
 def test_defaults_then_config_file_then_typed_flags(tmp_path: Path, file: dict, args: list, expected: dict) -> None:
@@ -188,3 +192,20 @@ def test_every_flag_the_readme_names_exists() -> None:
             assert any(flag in helps[c] for c in commands), f"README names {flag} under {title!r}; not a flag"
             checked += 1
     assert checked > 30
+
+
+def test_no_progress_silences_every_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import datasets
+    import huggingface_hub
+    from transformers.utils import logging as hf_logging
+
+    for name in ("TQDM_DISABLE", "HF_HUB_DISABLE_PROGRESS_BARS", "HF_DATASETS_DISABLE_PROGRESS_BARS"):
+        monkeypatch.setenv(name, "0")  # restored after the test
+    runner.invoke(app, ["evaluate", "--model", str(tmp_path), "--data", str(tmp_path), "--no-progress"])
+    assert not hf_logging.is_progress_bar_enabled()
+    assert not datasets.is_progress_bar_enabled()
+    assert huggingface_hub.utils.are_progress_bars_disabled()
+    assert os.environ["TQDM_DISABLE"] == "1"
+    hf_logging.enable_progress_bar()
+    datasets.enable_progress_bars()
+    huggingface_hub.utils.enable_progress_bars()
