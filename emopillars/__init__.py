@@ -1,7 +1,17 @@
-"""emopillars: narrative-grounded emotion data from an LLM, distilled into small emotion classifiers."""
+"""emopillars: narrative-grounded emotion data from an LLM, distilled into small emotion classifiers.
+
+The Python API mirrors the commands (each takes the command's config):
+
+    from emopillars import SynthConfig, TrainConfig, synthesize, train
+    synthesize(SynthConfig(out="runs/demo"))                       # -> SynthReport
+    result = train(TrainConfig(out="runs/student"), data=dataset)   # a datasets.Dataset/DatasetDict
+    result.out, result.validation["macro_f1"]                       # -> TrainResult
+    finetune(FinetuneConfig(...)); evaluate(EvaluateConfig(...)); EmotionClassifier.from_pretrained(...)
+"""
 
 from __future__ import annotations
 
+import importlib
 from typing import TYPE_CHECKING, Any
 
 from emopillars.errors import EmopillarsError
@@ -9,15 +19,51 @@ from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.distill.config import PredictConfig, TrainConfig
+    from emopillars.distill.trainer import TrainResult, train
+    from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
+    from emopillars.downstream.evaluate import evaluate
+    from emopillars.downstream.finetune import finetune
+    from emopillars.hub import push
+    from emopillars.synth.config import SynthConfig
+    from emopillars.synth.pipeline import synthesize
 
 __version__ = "0.1.0"
-__all__ = ["LABELS", "EmopillarsError", "EmotionClassifier", "__version__"]
+# torch-heavy API is imported on first use so `import emopillars` and the CLI stay fast.
+_LAZY = {
+    "EmotionClassifier": "emopillars.distill.classifier",
+    "PredictConfig": "emopillars.distill.config",
+    "TrainConfig": "emopillars.distill.config",
+    "TrainResult": "emopillars.distill.trainer",
+    "train": "emopillars.distill.trainer",
+    "EvaluateConfig": "emopillars.downstream.config",
+    "FinetuneConfig": "emopillars.downstream.config",
+    "evaluate": "emopillars.downstream.evaluate",
+    "finetune": "emopillars.downstream.finetune",
+    "push": "emopillars.hub",
+    "SynthConfig": "emopillars.synth.config",
+    "synthesize": "emopillars.synth.pipeline",
+}
+__all__ = [
+    "LABELS",
+    "EmopillarsError",
+    "EmotionClassifier",
+    "EvaluateConfig",
+    "FinetuneConfig",
+    "PredictConfig",
+    "SynthConfig",
+    "TrainConfig",
+    "TrainResult",
+    "__version__",
+    "evaluate",
+    "finetune",
+    "push",
+    "synthesize",
+    "train",
+]
 
 
 def __getattr__(name: str) -> Any:
-    # torch-heavy API is imported on first use so `import emopillars` and the CLI stay fast.
-    if name == "EmotionClassifier":
-        from emopillars.distill.classifier import EmotionClassifier
-
-        return EmotionClassifier
+    if name in _LAZY:
+        return getattr(importlib.import_module(_LAZY[name]), name)
     raise AttributeError(f"module 'emopillars' has no attribute {name!r}")

@@ -52,5 +52,5 @@ run_recipe() {
   "$EMOPILLARS" finetune --task "$task" --data "$data" --init "$init" --out "$run/$task" \
     "${finetune_flags[@]}" "${read_flags[@]}"
   "$EMOPILLARS" evaluate --model "$run/$task" --task "$task" --data "$data" --split test \
-    --output "$run/$task-test.json" "${read_flags[@]}"
+    --out "$run/$task-test.json" "${read_flags[@]}"
 }

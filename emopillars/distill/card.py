@@ -1,68 +1,143 @@
-"""The model card (README.md) of a trained model folder: data, settings, metrics."""
+"""The model card (README.md) of a trained model folder, through `huggingface_hub.ModelCard`.
+
+The front matter is `ModelCardData`: base model, datasets (when the data is a Hub id), pipeline tag,
+widget examples and a model-index with the validation/test metrics, so the Hub shows them; the body
+spells out the input mode, the thresholds, the training settings (numbers exactly as given) and how
+to use the model.
+"""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from huggingface_hub import ModelCard
+
     from emopillars.distill.config import TrainConfig
 
-SETTINGS = (
-    "mode", "problem_type", "model", "epochs", "max_steps", "batch_size", "grad_accum", "lr", "schedule",
-    "warmup_ratio", "max_length", "loss", "focal_gamma", "pos_weight", "label_smoothing", "ortho_weight",
-    "teacher", "kd_weight", "temperature", "rounds", "pseudo_threshold", "seed",
-)  # fmt: skip
 SUMMARY = ("macro_f1", "micro_f1", "weighted_f1", "roc_auc_macro", "hamming_loss", "subset_accuracy", "accuracy")
+EMBEDDED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # what the embedded default model is
+WIDGET = ["I can't believe you remembered my birthday!", "Leave me alone, I said no."]
+MODES = {
+    "contextless": "the utterance alone: `tokenizer(utterance)`.",
+    "contextual": "a pair `tokenizer(utterance, context)` where context is "
+    '`"<character description>: <situation>"` (either part may be empty); the context side is truncated first.',
+}
 
 
-def _fmt(value: object) -> str:
-    return f"{value:.4f}" if isinstance(value, float) else "n/a" if value is None else str(value)
+def _hub_id(ref: str | None) -> str | None:
+    """`ref` when it names a Hub repo rather than a local path (the Hub rejects paths in metadata)."""
+    if not ref or Path(ref).expanduser().exists() or ref.startswith((".", "/", "~")) or Path(ref).suffix:
+        return None
+    return ref.partition("@")[0]
 
 
-def render_card(cfg: TrainConfig, report: dict) -> str:
-    """Markdown with Hub front matter, so the folder reads well locally and on the Hub."""
-    splits = [(name, report[name]) for name in ("validation", "test") if report.get(name)]
+def _fmt(value: Any) -> str:
+    """Numbers as given (5e-05, not 0.0001); everything else as JSON would write it."""
+    return str(value) if isinstance(value, (int, float)) and not isinstance(value, bool) else json.dumps(value)
+
+
+def build_card(cfg: TrainConfig, report: dict[str, Any]) -> ModelCard:
+    from huggingface_hub import EvalResult, ModelCard, ModelCardData
+
+    data_id = _hub_id(cfg.data)
+    name = f"emopillars-{Path(cfg.out).name}"
+    results = [
+        EvalResult(
+            task_type="text-classification",
+            dataset_type=data_id or "emopillars-synthetic",
+            dataset_name=data_id or str(report["data"].get("source", "in-memory data")),
+            dataset_split=split,
+            metric_type=key,
+            metric_name=key.replace("_", " "),
+            metric_value=round(float(report[split][key]), 4),
+        )
+        for split in ("validation", "test")
+        if report.get(split)
+        for key in SUMMARY
+        if report[split].get(key) is not None
+    ]
+    problem = cfg.problem_type.replace("_", "-")
+    data = ModelCardData(
+        model_name=name,
+        base_model=_hub_id(cfg.model) or (EMBEDDED_ENCODER if cfg.model is None else None),
+        datasets=[data_id] if data_id else None,
+        library_name="transformers",
+        pipeline_tag="text-classification",
+        tags=["emotion", "emopillars", problem, cfg.mode],
+        eval_results=results or None,
+        widget=[{"text": text} for text in WIDGET],
+    )
+    return ModelCard(f"---\n{data.to_yaml()}\n---\n" + _body(cfg, report, name))
+
+
+def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
     rows = report["data"].get("rows", {})
+    splits = [(split, report[split]) for split in ("validation", "test") if report.get(split)]
+    settings = cfg.model_dump(mode="json", exclude={"labels", "out", "progress"})
+    thresholds = report.get("thresholds", {})
     lines = [
-        "---",
-        "library_name: transformers",
-        "pipeline_tag: text-classification",
-        "tags: [emotion, emopillars, " + cfg.problem_type.replace("_", "-") + "]",
-        "---",
-        f"# emopillars emotion classifier ({cfg.mode})",
+        f"# {name}",
         "",
-        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} classifier (dropout + linear head over "
-        "the pooled [CLS] output) trained with `emopillars train`.",
+        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} emotion classifier (dropout + linear head "
+        f"over the pooled [CLS] output of `{cfg.model or EMBEDDED_ENCODER}`) trained with `emopillars train`.",
+        "",
+        f"**Input mode: {cfg.mode}**: {MODES[cfg.mode]}",
+        "",
+        "## Usage",
         "",
         "```python",
         "from transformers import pipeline",
-        'clf = pipeline("text-classification", model="PATH", top_k=None)',
-        "# or, with the tuned thresholds: emopillars.EmotionClassifier.from_pretrained(PATH).predict(texts)",
+        "",
+        'clf = pipeline("text-classification", model="REPO_OR_FOLDER", top_k=None)',
+        'clf("I can\'t believe you remembered my birthday!")  # every label with its score',
+        "```",
+        "",
+        "With the tuned per-label thresholds (and the context, for contextual models):",
+        "",
+        "```python",
+        "from emopillars import EmotionClassifier",
+        "",
+        'clf = EmotionClassifier.from_pretrained("REPO_OR_FOLDER")',
+        'clf.predict(["I can\'t believe you remembered my birthday!"]'
+        + (
+            ', contexts=["Mara, a young athlete: her friends threw a surprise party."]'
+            if cfg.mode == "contextual"
+            else ""
+        )
+        + ")",
         "```",
         "",
         "## Data",
+        "",
         f"Source: `{report['data'].get('source', 'in-memory splits')}`; rows: "
         + ", ".join(f"{k} {v}" for k, v in rows.items()),
         "",
-        "## Settings",
-        "| setting | value |",
-        "|---|---|",
-        f"| model | {cfg.model or 'all-MiniLM-L6-v2 (embedded)'} |",
-        *(f"| {k} | {_fmt(getattr(cfg, k))} |" for k in SETTINGS if k != "model"),
+        "## Metrics",
         "",
-        "## Metrics (thresholds tuned per label on validation)",
+        "Thresholds tuned per label on validation." if cfg.multi_label else "Argmax over the classes.",
+        "",
         "| split | " + " | ".join(SUMMARY) + " |",
         "|---|" + "---|" * len(SUMMARY),
-        *(f"| {name} | " + " | ".join(_fmt(m.get(k)) for k in SUMMARY) + " |" for name, m in splits),
+        *(
+            f"| {s} | " + " | ".join("n/a" if m.get(k) is None else f"{m[k]:.4f}" for k in SUMMARY) + " |"
+            for s, m in splits
+        ),
     ]
     if "rounds" in report:
-        lines += ["", "## Pseudo-label rounds", "| round | added | validation macro-F1 |", "|---|---|---|"]
+        lines += ["", "### Pseudo-label rounds", "", "| round | added | validation macro-F1 |", "|---|---|---|"]
         lines += [f"| {r['round']} | {r['pseudo_labelled_added']} | {r['validation']['macro_f1']:.4f} |"
                   for r in report["rounds"]]  # fmt: skip
+    if cfg.multi_label and thresholds:
+        lines += ["", "## Thresholds", "", "| label | threshold |", "|---|---|"]
+        lines += [f"| {label} | {_fmt(t)} |" for label, t in thresholds.items()]
+    lines += ["", "## Training settings", "", "| setting | value |", "|---|---|"]
+    lines += [f"| {key} | {_fmt(value)} |" for key, value in settings.items()]
     lines += ["", "Per-label figures are in `metrics.json`; curves in `training_curves.png`.", ""]
     return "\n".join(lines)
 
 
-def write_card(cfg: TrainConfig, report: dict, path: Path) -> None:
-    path.write_text(render_card(cfg, report), encoding="utf-8")
+def write_card(cfg: TrainConfig, report: dict[str, Any], path: Path) -> None:
+    build_card(cfg, report).save(path)

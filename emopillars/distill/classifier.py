@@ -1,12 +1,13 @@
 """`EmotionClassifier`: a trained emopillars model folder, ready to label texts.
 
 Public API (stable):
-    EmotionClassifier.from_pretrained(path, device=None) -> EmotionClassifier
+    EmotionClassifier.from_pretrained(path_or_hub_id, device=None, revision=None) -> EmotionClassifier
     clf.predict(texts, contexts=None) -> list[{"labels": [...], "scores": {label: prob}}]
         labels: scores at or above each label's tuned threshold (multi_label), or the argmax
         (single_label); scores: every label's probability (sigmoid or softmax).
     clf.predict_proba(texts, contexts=None) -> np.ndarray (N, L)
     clf.save_pretrained(path)
+    clf.predict_pipeline(texts, contexts=None) -> list[list[{"label", "score"}]]  # transformers' shape
     clf.labels, clf.thresholds (np.ndarray (L,)), clf.mode, clf.problem_type, clf.model, clf.tokenizer
 
 The folder is a plain `save_pretrained` one: `transformers.pipeline("text-classification",
@@ -47,16 +48,20 @@ class EmotionClassifier:
         )
         assert self.thresholds.shape == (len(self.labels),)
         self.mode, self.max_length = mode, max_length
+        self.path: Path | None = None  # the local folder it was loaded from (a Hub id's cache snapshot)
 
     @classmethod
-    def from_pretrained(cls, path: str | Path, device: str | None = None) -> EmotionClassifier:
-        """Load a model folder written by `save_pretrained` (or any HF sequence classifier: thresholds 0.5)."""
+    def from_pretrained(
+        cls, path: str | Path, device: str | None = None, revision: str | None = None
+    ) -> EmotionClassifier:
+        """Load a model folder written by `save_pretrained`, or a Hub id (`org/name[@revision]`) through
+        huggingface_hub's cache (any HF sequence classifier works: thresholds 0.5)."""
         import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
-        folder = Path(path)
-        if not (folder / "config.json").is_file():
-            raise EmopillarsError(f"model folder not found or has no config.json: {folder}")
+        from emopillars.hub import resolve_model
+
+        folder = resolve_model(path, revision)
         model = AutoModelForSequenceClassification.from_pretrained(folder)
         model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
         tokenizer = AutoTokenizer.from_pretrained(folder)
@@ -66,7 +71,9 @@ class EmotionClassifier:
             thresholds = json.loads((folder / "thresholds.json").read_text(encoding="utf-8"))
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
         vector = None if thresholds is None else np.array([thresholds.get(name, 0.5) for name in labels])
-        return cls(model, tokenizer, vector, meta.get("mode", "contextless"), meta.get("max_length", 128))
+        clf = cls(model, tokenizer, vector, meta.get("mode", "contextless"), meta.get("max_length", 128))
+        clf.path = folder
+        return clf
 
     def save_pretrained(self, path: str | Path) -> None:
         """A standard folder (weights, config with `emopillars` metadata, tokenizer) plus thresholds.json."""
@@ -115,4 +122,15 @@ class EmotionClassifier:
                 "scores": {name: round(float(s), 6) for name, s in zip(self.labels, probs, strict=True)},
             }
             for row, probs in zip(chosen, scores, strict=True)
+        ]
+
+    def predict_pipeline(
+        self, texts: str | list[str], contexts: str | list[str] | None = None, batch_size: int = 64
+    ) -> list[list[dict[str, Any]]]:
+        """Per text, every label as {"label", "score"}, highest first: what
+        `transformers.pipeline("text-classification", top_k=None)` returns (scores by the model's activation)."""
+        scores = self.predict_proba(texts, contexts, batch_size)
+        return [
+            [{"label": self.labels[j], "score": float(row[j])} for j in np.argsort(-row, kind="stable")]
+            for row in scores
         ]

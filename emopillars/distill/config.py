@@ -22,7 +22,20 @@ class TrainConfig(StrictModel):
     """Every option of `emopillars train`; CLI flags mirror these fields (`--batch-size` sets `batch_size`)."""
 
     # Data
-    data: str | None = Field(None, description="synth output folder, .jsonl/.csv file, or HF dataset id/folder.")
+    data: str | None = Field(
+        None, description="synth run folder, .jsonl/.json/.csv/.parquet file, save_to_disk folder or Hub dataset id."
+    )
+    data_config: str | None = Field(None, description="Configuration name of a Hub dataset.")
+    data_split: str | None = Field(
+        None, description="Read only this split of the data (e.g. train); its rows are split 80/10/10."
+    )
+    text_column: str | None = Field(None, description="Column holding the text; default: utterance or text.")
+    labels_column: str | None = Field(
+        None,
+        description="Column holding the targets (label->score, 28 floats, names or ClassLabel ids); "
+        "default: soft_labels or labels.",
+    )
+    context_column: str = Field("context", description="Column holding the context (contextual mode).")
     out: Path = Field(Path("runs/train"), description="Output model folder.")
     mode: Mode = Field("contextless", description="contextual pairs the utterance with its context.")
     labels: tuple[str, ...] = Field(LABELS, min_length=2, description="Label set in head order.")
@@ -34,31 +47,33 @@ class TrainConfig(StrictModel):
     model: str | None = Field(None, description="HF encoder id or path; default: the embedded all-MiniLM-L6-v2.")
     dropout: float | None = Field(None, ge=0.0, lt=1.0, description="Classifier dropout; default: the encoder's.")
     # Optimisation
-    epochs: float = Field(3.0, gt=0.0, le=1000.0)
+    epochs: float = Field(3.0, gt=0.0, le=1000.0, description="Passes over the training split.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
-    batch_size: int = Field(16, ge=1, le=4096)
-    eval_batch_size: int = Field(64, ge=1, le=4096)
+    batch_size: int = Field(16, ge=1, le=4096, description="Rows per micro-batch.")
+    eval_batch_size: int = Field(64, ge=1, le=4096, description="Rows per batch when predicting.")
     grad_accum: int = Field(1, ge=1, le=1024, description="Micro-batches per optimizer step.")
-    lr: float = Field(5e-5, gt=0.0, le=1.0)
-    weight_decay: float = Field(0.01, ge=0.0, le=1.0)
-    schedule: Literal["linear", "cosine", "constant"] = "linear"
-    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0)
+    lr: float = Field(5e-5, gt=0.0, le=1.0, description="Peak learning rate (AdamW).")
+    weight_decay: float = Field(0.01, ge=0.0, le=1.0, description="AdamW weight decay (not on biases/norms).")
+    schedule: Literal["linear", "cosine", "constant"] = Field("linear", description="Decay after warmup.")
+    warmup_ratio: float = Field(0.1, ge=0.0, lt=1.0, description="Share of steps with a linear warmup.")
     clip_grad: float = Field(1.0, ge=0.0, description="Max gradient norm (0: no clipping).")
     group_by_length: bool = Field(True, description="Batch similar lengths together (less padding).")
     weighted_sampling: bool = Field(False, description="Sample rows by inverse frequency of their labels.")
     mixed_precision: Literal["auto", "no", "bf16", "fp16"] = Field("auto", description="auto: bf16 on a GPU.")
-    seed: int = 0
+    seed: int = Field(0, description="Seeds the split, the batches and the head.")
     # Loss
-    loss: Literal["bce", "focal"] = "bce"
-    focal_gamma: float = Field(2.0, ge=0.0, le=10.0)
+    loss: Literal["bce", "focal"] = Field("bce", description="Loss on the soft targets.")
+    focal_gamma: float = Field(2.0, ge=0.0, le=10.0, description="Focusing exponent of the focal loss.")
     focal_alpha: bool = Field(True, description="Focal per-label alpha from inverse label frequency.")
     pos_weight: bool = Field(False, description="BCE/focal per-label positive weight neg/pos from the train split.")
-    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5)
+    label_smoothing: float = Field(0.0, ge=0.0, lt=0.5, description="Pull targets towards 0.5 by this much.")
     ortho_weight: float = Field(0.0, ge=0.0, description="Weight lambda of the classifier-row orthogonality term.")
     # Knowledge distillation and pseudo-labelling
-    teacher: str | None = Field(None, description="Model folder whose soft predictions the student also learns.")
+    teacher: str | None = Field(
+        None, description="Model folder or Hub id (org/name[@rev]) whose soft predictions the student also learns."
+    )
     kd_weight: float = Field(0.5, ge=0.0, le=1.0, description="Share of the KD term: (1-w)*loss + w*T^2*KL.")
-    temperature: float = Field(2.0, gt=0.0, le=20.0)
+    temperature: float = Field(2.0, gt=0.0, le=20.0, description="KD temperature T.")
     rounds: int = Field(1, ge=1, le=20, description="Pseudo-label rounds (needs --unlabeled when > 1).")
     unlabeled: str | None = Field(None, description="Unlabelled pool (.txt/.jsonl/.csv) for pseudo-labelling.")
     pseudo_threshold: float = Field(0.9, gt=0.0, lt=1.0, description="Confidence a pseudo-label needs to join.")
@@ -68,7 +83,12 @@ class TrainConfig(StrictModel):
     patience: int | None = Field(None, ge=1, description="Stop after N evaluations without a better macro-F1.")
     resume: bool = Field(False, description="Continue from the checkpoints in --out.")
     keep_checkpoints: bool = Field(False, description="Keep --out/checkpoints after a finished run.")
-    progress: bool = Field(True, description="Show progress bars.")
+    progress: bool = Field(True, description="Show progress bars (all of them).")
+    # Tracking
+    report_to: Literal["none", "tensorboard", "wandb"] = Field(
+        "none", description="Log loss, lr and validation metrics through accelerate's tracker (under --out/runs)."
+    )
+    run_name: str | None = Field(None, description="Name of the tracked run; default: the --out folder's name.")
 
     @model_validator(mode="after")
     def _check(self) -> TrainConfig:
@@ -85,3 +105,18 @@ class TrainConfig(StrictModel):
     @property
     def multi_label(self) -> bool:
         return self.problem_type == "multi_label"
+
+
+class PredictConfig(StrictModel):
+    """Every option of `emopillars predict` (the texts themselves are arguments)."""
+
+    model: str = Field("runs/train", description="Model folder or Hub id (org/name[@rev]) from train or finetune.")
+    context: str | None = Field(None, description="Context for every text (contextual models).")
+    input: Path | None = Field(None, description="Texts to label: .txt (one per line), .jsonl or .csv.")
+    out: Path | None = Field(None, description="Write JSONL here instead of printing.")
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass.")
+    format: Literal["emopillars", "pipeline"] = Field(
+        "emopillars",
+        description="emopillars: {text, labels, scores}; pipeline: [{label, score}] per text, highest first, "
+        "as transformers' text-classification pipeline with top_k=None.",
+    )

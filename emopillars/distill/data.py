@@ -46,6 +46,7 @@ log = logging.getLogger(__name__)
 
 SPLITS = ("train", "validation", "test")
 TEXT_COLUMNS = ("utterance", "text")
+TARGET_COLUMNS = ("soft_labels", "labels")
 
 
 def pair_context(context: str | None, character_description: str | None = None) -> str:
@@ -125,7 +126,7 @@ class Splits:
 # --- reading ----------------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path) -> list[dict]:
+def _read_jsonl(path: Path) -> list[dict]:  # predict's inputs: small files, no datasets cache
     with path.open(encoding="utf-8") as fh:
         return [row for _, row in json_objects(path, fh)]
 
@@ -135,44 +136,90 @@ def _read_csv(path: Path) -> list[dict]:
         return [dict(r) for r in csv.DictReader(fh)]
 
 
-def _read_hf(path: str) -> list[dict]:
+SPLIT_NAMES = {"dev": "validation", "valid": "validation", "val": "validation"}
+FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
+
+
+def _decoder(feature: Any) -> Any:
+    """ids -> names for a ClassLabel column or a list of ClassLabels; None for any other column."""
     import datasets
 
-    try:
-        ds = datasets.load_from_disk(path) if Path(path).is_dir() else datasets.load_dataset(path)
-    except Exception as exc:  # the hub or a bad folder: one line naming it
-        raise EmopillarsError(f"cannot load Hugging Face dataset {path!r}: {exc}") from None
+    if isinstance(feature, datasets.ClassLabel):
+        return lambda v: v if v is None or isinstance(v, str) else feature.int2str(int(v))
+    inner = getattr(feature, "feature", None)  # Sequence(ClassLabel) / List(ClassLabel)
+    if isinstance(inner, datasets.ClassLabel):
+        return lambda v: v if v is None else [x if isinstance(x, str) else inner.int2str(int(x)) for x in v]
+    return None
+
+
+def records_from_dataset(ds: Any, cfg: TrainConfig | None = None) -> list[dict]:
+    """Rows of a `datasets.Dataset` or `DatasetDict` (its split names become the `split` column).
+
+    Label columns declared as `ClassLabel` (or a sequence of them), as GoEmotions and the synth export
+    declare them, come back as label names, so ids and names read the same way.
+    """
+    import datasets
+
     if isinstance(ds, datasets.DatasetDict):
+        if cfg is not None and cfg.data_split:
+            if cfg.data_split not in ds:
+                raise EmopillarsError(f"{cfg.data}: no split {cfg.data_split!r} (has {sorted(ds)})")
+            return records_from_dataset(ds[cfg.data_split], cfg)
         rows = []
         for name, part in ds.items():
-            split = {"dev": "validation", "valid": "validation", "val": "validation"}.get(name, name)
-            rows.extend({**r, "split": r.get("split") or split} for r in part)
+            split = SPLIT_NAMES.get(name, name)
+            rows.extend({**r, "split": r.get("split") or split} for r in records_from_dataset(part))
         return rows
-    return list(ds)
+    if not isinstance(ds, datasets.Dataset):
+        raise EmopillarsError(f"expected a datasets.Dataset or DatasetDict, got {type(ds).__name__}")
+    decoders = {name: d for name, f in ds.features.items() if (d := _decoder(f)) is not None}
+    rows = ds.to_list()
+    for row in rows:
+        for name, decode in decoders.items():
+            row[name] = decode(row[name])
+    return rows
 
 
-def read_records(path: str | Path) -> list[dict]:
-    """Read rows from a synth folder, .jsonl, .csv or HF dataset; one-line error when it cannot."""
+def _load(where: str, loader: Any) -> Any:
+    try:
+        return loader()
+    except EmopillarsError:
+        raise
+    except Exception as exc:  # a bad file, folder or Hub id: one line naming it
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise EmopillarsError(f"cannot read {where}: {first}") from None
+
+
+def read_dataset(path: str | Path, config: str | None = None, split: str | None = None) -> Any:
+    """The `datasets` object behind a synth folder, .jsonl/.json/.csv/.parquet, save_to_disk folder or Hub id."""
+    import datasets
+
     p = Path(path)
     if p.is_dir():
         if (p / "dataset" / "dataset_dict.json").is_file():
-            return _read_hf(str(p / "dataset"))
+            return _load(str(p), lambda: datasets.load_from_disk(str(p / "dataset")))
         if (p / "examples.jsonl").is_file():
-            return _read_jsonl(p / "examples.jsonl")
+            return read_dataset(p / "examples.jsonl")
         if (p / "dataset_dict.json").is_file() or (p / "dataset_info.json").is_file():
-            return _read_hf(str(p))
+            return _load(str(p), lambda: datasets.load_from_disk(str(p)))
         raise EmopillarsError(f"{p} holds neither a synth output (examples.jsonl, dataset/) nor a saved dataset")
-    if p.suffix == ".jsonl":
+    if p.suffix in FILE_FORMATS:
         if not p.is_file():
             raise EmopillarsError(f"data file not found: {p}")
-        return _read_jsonl(p)
-    if p.suffix == ".csv":
-        if not p.is_file():
-            raise EmopillarsError(f"data file not found: {p}")
-        return _read_csv(p)
-    if p.suffix or str(path).startswith((".", "/")):
-        raise EmopillarsError(f"data not found or not .jsonl/.csv/folder/HF dataset id: {path}")
-    return _read_hf(str(path))
+        if p.suffix == ".jsonl":  # one line per error, with its number, before datasets parses it
+            with p.open(encoding="utf-8") as fh:
+                for _ in json_objects(p, fh):
+                    pass
+        return _load(str(p), lambda: datasets.load_dataset(FILE_FORMATS[p.suffix], data_files=str(p), split="train"))
+    if p.suffix or str(path).startswith((".", "/", "~")):
+        raise EmopillarsError(f"data not found or not .jsonl/.json/.csv/.parquet/folder/Hub dataset id: {path}")
+    return _load(f"Hub dataset {path!r}", lambda: datasets.load_dataset(str(path), config, split=split))
+
+
+def read_records(path: str | Path, cfg: TrainConfig | None = None) -> list[dict]:
+    """Rows of `path` (see `read_dataset`); `cfg` picks the Hub configuration and split."""
+    config, split = (cfg.data_config, cfg.data_split) if cfg is not None else (None, None)
+    return records_from_dataset(read_dataset(path, config, split), cfg)
 
 
 def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
@@ -207,13 +254,16 @@ def _soft_vector(value: Any, labels: tuple[str, ...], where: str) -> np.ndarray:
         unknown = sorted(set(value) - set(labels) - set(LABELS))
         if unknown:
             raise EmopillarsError(f"{where}: soft_labels has label(s) {unknown} outside {list(labels)}")
-        return np.array([float(value.get(name, 0.0)) for name in labels], dtype=np.float32)
+        return np.array([float(value.get(name) or 0.0) for name in labels], dtype=np.float32)
     if isinstance(value, (list, tuple)) and len(value) == len(labels):
         return np.asarray(value, dtype=np.float32)
     raise EmopillarsError(f"{where}: soft_labels must be an object label->score or {len(labels)} floats")
 
 
-def _label_names(value: Any, where: str) -> list[str]:
+def _label_names(value: Any, where: str, labels: tuple[str, ...] = LABELS) -> list[str]:
+    """Label names from a list of names or ids (ids index `labels`), a JSON list, or "a;b" / "a,b"."""
+    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):  # one id (single-label data)
+        value = [value]
     if isinstance(value, str):
         value = value.strip()
         if value.startswith("["):
@@ -224,8 +274,15 @@ def _label_names(value: Any, where: str) -> list[str]:
         else:  # CSV: "joy;love" or "joy,love" or one name
             value = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
     if not isinstance(value, (list, tuple)):
-        raise EmopillarsError(f"{where}: labels must be a list of label names")
-    return [str(v) for v in value]
+        raise EmopillarsError(f"{where}: labels must be a list of label names or ids")
+    names = []
+    for v in value:
+        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
+            if not 0 <= v < len(labels):
+                raise EmopillarsError(f"{where}: label id {v} is outside 0..{len(labels) - 1}")
+            v = labels[v]
+        names.append(str(v))
+    return names
 
 
 def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> Splits:
@@ -233,19 +290,22 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
     if not records:
         raise EmopillarsError(f"{where}: no rows")
     first = records[0]
-    text_col = next((c for c in TEXT_COLUMNS if c in first), None)
-    if text_col is None:
-        raise EmopillarsError(f"{where}: missing column 'utterance' or 'text' (has {sorted(first)})")
-    target_col = next((c for c in ("soft_labels", "labels") if c in first), None)
-    if target_col is None:
-        raise EmopillarsError(f"{where}: missing column 'soft_labels' or 'labels' (has {sorted(first)})")
+    text_col = _column(first, (cfg.text_column,) if cfg.text_column else TEXT_COLUMNS, where)
+    target_col = _column(first, (cfg.labels_column,) if cfg.labels_column else TARGET_COLUMNS, where)
+    # A column of label->score maps or float vectors holds soft targets; names or ids are hard labels.
+    soft_col = target_col if target_col == "soft_labels" or _is_soft(first[target_col]) else None
+    if soft_col is None:
+        hard_col: str | None = target_col
+    else:  # soft targets; hard labels (for metrics) from a `labels` column when there is one
+        hard_col = "labels" if "labels" in first and target_col != "labels" else None
+    context_col = cfg.context_column
     labels = tuple(cfg.labels)
     index = {name: i for i, name in enumerate(labels)}
 
     if cfg.mode == "contextual":
-        kept = [r for r in records if r.get("context")]
+        kept = [r for r in records if r.get(context_col)]
         if not kept:
-            raise EmopillarsError(f"{where}: mode 'contextual' needs rows with a non-empty 'context' column")
+            raise EmopillarsError(f"{where}: mode 'contextual' needs rows with a non-empty {context_col!r} column")
     else:
         kept = records
     texts, contexts, targets, gold, splits = [], [], [], [], []
@@ -256,20 +316,20 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         if not isinstance(text, str) or not text.strip():
             raise EmopillarsError(f"{at}: empty '{text_col}'")
         hard = None
-        if "labels" in row and row["labels"] is not None:
-            names = _label_names(row["labels"], at)
+        if hard_col and row.get(hard_col) is not None:
+            names = _label_names(row[hard_col], at, labels)
             unknown = sorted(set(names) - set(labels) - set(LABELS))
             if unknown:
                 raise EmopillarsError(f"{at}: label(s) {unknown} outside the label set {list(labels)}")
             hard = np.zeros(len(labels), dtype=np.int8)
             hard[[index[name] for name in names if name in index]] = 1  # taxonomy names outside a subset drop
-        if target_col == "soft_labels":
-            soft = _soft_vector(row.get("soft_labels"), labels, at)
+        if soft_col:
+            soft = _soft_vector(row.get(soft_col), labels, at)
             if hard is None:
                 hard = (soft >= cfg.target_threshold).astype(np.int8)
         else:
             if hard is None:
-                raise EmopillarsError(f"{at}: missing 'labels'")
+                raise EmopillarsError(f"{at}: missing {hard_col!r}")
             soft = hard.astype(np.float32)
         if cfg.problem_type == "single_label":
             if soft.sum() <= 0:  # none of this label set's classes: nothing to learn from the row
@@ -279,11 +339,11 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
             soft = soft / soft.sum()
             hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
         texts.append(text.strip())
-        contexts.append(pair_context(row.get("context"), row.get("character_description")))
+        contexts.append(pair_context(row.get(context_col), row.get("character_description")))
         targets.append(soft)
         gold.append(hard)
         split = row.get("split")
-        splits.append({"dev": "validation", "valid": "validation", "val": "validation"}.get(split, split))
+        splits.append(SPLIT_NAMES.get(split, split))
     if not texts:
         raise EmopillarsError(f"{where}: no row has a label of the label set {list(labels)}")
     bad = sorted({s for s in splits if s not in (None, "", *SPLITS)})
@@ -312,6 +372,23 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
     return result
 
 
+def _column(row: dict, candidates: tuple[str, ...], where: str) -> str:
+    found = next((c for c in candidates if c in row), None)
+    if found is None:
+        wanted = " or ".join(repr(c) for c in candidates)
+        raise EmopillarsError(f"{where}: missing column {wanted} (has {sorted(row)})")
+    return found
+
+
+def _is_soft(value: Any) -> bool:
+    """Scores (a label->score map, or floats), as opposed to label names or integer ids."""
+    if isinstance(value, str) and value.strip().startswith("{"):
+        return True
+    if isinstance(value, dict):
+        return True
+    return isinstance(value, (list, tuple)) and any(isinstance(v, float) for v in value)
+
+
 def _assign_splits(splits: list[str | None], cfg: TrainConfig) -> np.ndarray:
     """Keep given splits; a seeded split of rows without one; carve validation from train if absent."""
     out = np.array([s or "" for s in splits], dtype=object)
@@ -333,7 +410,7 @@ def _assign_splits(splits: list[str | None], cfg: TrainConfig) -> np.ndarray:
 def load_splits(cfg: TrainConfig) -> Splits:
     if not cfg.data:
         raise EmopillarsError("no training data: pass --data PATH (synth folder, .jsonl, .csv or HF dataset)")
-    return build_splits(read_records(cfg.data), cfg, where=str(cfg.data))
+    return build_splits(read_records(cfg.data, cfg), cfg, where=str(cfg.data))
 
 
 # --- batches -------------------------------------------------------------------------------------------

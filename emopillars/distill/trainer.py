@@ -1,12 +1,14 @@
 """Training an encoder + linear head on `Splits`: a nanoGPT-style loop driven by `accelerate`.
 
 Public API (stable; `emopillars finetune` reuses it, no second trainer):
-    train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | None = None) -> dict
-        The whole `emopillars train`: load data (unless given), build the model (optionally with
+    train(cfg: TrainConfig, data=None, head_init: HeadInit | None = None) -> TrainResult
+        The whole `emopillars train`: load data (unless given as `Splits` or a `datasets.Dataset`/
+        `DatasetDict`), build the model (optionally with
         the caller's initial classifier rows), run the rounds (KD from `cfg.teacher`, pseudo-labels
         from `cfg.unlabeled`), tune thresholds on validation, evaluate validation and test, and
         write the model folder `cfg.out` (save_pretrained + thresholds.json, metrics.json,
-        config.json, README.md, plots). Returns the metrics report (what metrics.json holds).
+        config.json, README.md, plots; `--report-to` trackers under out/runs). Returns a `TrainResult`
+        (the folder, its files and the metrics report that metrics.json holds).
     fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
@@ -43,7 +45,16 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emopillars.distill.data import Collator, Split, Splits, encode, length_grouped_batches, load_splits
+from emopillars.distill.data import (
+    Collator,
+    Split,
+    Splits,
+    build_splits,
+    encode,
+    length_grouped_batches,
+    load_splits,
+    records_from_dataset,
+)
 from emopillars.distill.losses import KnowledgeDistillation, Orthogonality, build_loss
 from emopillars.distill.metrics import compute_metrics, probabilities
 from emopillars.distill.model import HeadInit, head_linear, load_classifier, predict_logits
@@ -54,7 +65,7 @@ if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
 
-__all__ = ["FitResult", "HeadInit", "evaluate", "fit", "predict_logits", "train"]
+__all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate", "fit", "predict_logits", "train"]
 
 log = logging.getLogger(__name__)
 
@@ -95,6 +106,14 @@ def sample_weights(gold: np.ndarray) -> np.ndarray:
     weights = (gold * inv).max(1)
     weights[none] = 1.0 / max(1, none.sum())
     return weights
+
+
+def tracked_config(cfg: TrainConfig) -> dict[str, int | float | str | bool]:
+    """The run's settings as trackers take them (TensorBoard hparams accept only scalars and strings)."""
+    plain = cfg.model_dump(mode="json", exclude={"labels"})
+    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in plain.items()} | {
+        "num_labels": len(cfg.labels)
+    }
 
 
 def _precision(cfg: TrainConfig) -> str:
@@ -168,7 +187,19 @@ def fit(
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
 
-    accelerator = Accelerator(mixed_precision=_precision(cfg))
+    accelerator = Accelerator(
+        mixed_precision=_precision(cfg),
+        log_with=None if cfg.report_to == "none" else cfg.report_to,
+        project_dir=str(Path(cfg.out) / "runs"),
+    )
+    if cfg.report_to != "none":
+        name = (cfg.run_name or Path(cfg.out).name) + (f"-{run_dir.name}" if run_dir and cfg.rounds > 1 else "")
+        # tensorboard: the run is a folder under --out/runs; wandb: a run of project "emopillars".
+        accelerator.init_trackers(
+            name if cfg.report_to == "tensorboard" else "emopillars",
+            config=tracked_config(cfg),
+            init_kwargs={"wandb": {"name": name}},
+        )
     set_seed(cfg.seed)
     single = not cfg.multi_label
     train_split = data.train
@@ -285,12 +316,16 @@ def fit(
             terms_log = {k: float(v) for k, v in terms_sum.items()}
             elapsed = round(time.perf_counter() - started, 4)  # step-end clock: step times are its differences
             history.append({"step": st["step"], "time": elapsed, "lr": lr, "loss": step_loss, **terms_log})
+            accelerator.log({"train/loss": step_loss, "train/lr": lr} | {f"train/{k}": v for k, v in terms_log.items()},
+                            step=st["step"])  # fmt: skip
             bar.update(1)
             bar.set_postfix(loss=f"{step_loss:.4f}")
             last = st["step"] >= total
             if st["step"] % eval_every == 0 or last:
                 metrics, _ = evaluate(raw, tokenizer, data.validation, cfg)
                 evals.append({"step": st["step"], "val_macro_f1": metrics["macro_f1"], "val_loss": metrics["loss"]})
+                tracked = {k: v for k, v in metrics.items() if isinstance(v, float)}
+                accelerator.log({f"validation/{k}": v for k, v in tracked.items()}, step=st["step"])
                 log.info("step %d: loss %.4f, val macro-F1 %.4f", st["step"], step_loss, metrics["macro_f1"])
                 if metrics["macro_f1"] > st["best"]:
                     st.update(best=metrics["macro_f1"], best_step=st["step"], bad=0)
@@ -310,6 +345,7 @@ def fit(
             st["epoch"] += 1
             st["chunk"] = 0
     bar.close()
+    accelerator.end_training()  # flushes and closes the trackers
     if best_state is not None:
         raw.load_state_dict(best_state)
     return FitResult(
@@ -337,8 +373,67 @@ def _load_teacher(cfg: TrainConfig) -> EmotionClassifier:
     return teacher
 
 
-def train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | None = None) -> dict:
-    """Run `emopillars train` (see module docstring); returns the report written to metrics.json."""
+@dataclass
+class TrainResult:
+    """What `train` made: the model folder, its files, and the report `metrics.json` holds."""
+
+    out: Path  # the save_pretrained folder (model, tokenizer, thresholds.json, README.md, plots)
+    report: dict[str, Any]
+
+    @property
+    def metrics_file(self) -> Path:
+        return self.out / "metrics.json"
+
+    @property
+    def card(self) -> Path:
+        return self.out / "README.md"
+
+    @property
+    def validation(self) -> dict[str, Any]:
+        return self.report["validation"]
+
+    @property
+    def test(self) -> dict[str, Any] | None:
+        return self.report["test"]
+
+    @property
+    def thresholds(self) -> dict[str, float]:
+        return self.report["thresholds"]
+
+    @property
+    def training(self) -> dict[str, Any]:
+        return self.report["training"]
+
+    @property
+    def rounds(self) -> list[dict[str, Any]]:
+        return self.report.get("rounds", [])
+
+    @property
+    def task_test(self) -> dict[str, Any] | None:
+        """The downstream task's literature metrics on its test split (`finetune` only)."""
+        return self.report.get("task_test")
+
+
+def _as_splits(data: Any, cfg: TrainConfig) -> Splits:
+    """`Splits` as given, or built from a `datasets.Dataset`/`DatasetDict` the caller holds in memory."""
+    if data is None:
+        return load_splits(cfg)
+    if isinstance(data, Splits):
+        return data
+    return build_splits(records_from_dataset(data, cfg), cfg, where=f"in-memory {type(data).__name__}")
+
+
+def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None) -> TrainResult:
+    """Run `emopillars train` (see module docstring).
+
+    Args:
+        cfg: the settings (`cfg.data` is read unless `data` is given).
+        data: `Splits`, or a `datasets.Dataset`/`DatasetDict` with the columns `cfg.data` would have.
+        head_init: initial classifier rows (L, H) and bias (L,).
+
+    Returns:
+        A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
+    """
 
     from accelerate import PartialState
 
@@ -348,7 +443,7 @@ def train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | No
     from emopillars.distill.plots import plot_per_label_f1, plot_training
     from emopillars.distill.rounds import load_pool, pseudo_label
 
-    data = data or load_splits(cfg)
+    data = _as_splits(data, cfg)
     out = Path(cfg.out)
     out.mkdir(parents=True, exist_ok=True)
     teacher = _load_teacher(cfg) if cfg.teacher else None
@@ -413,7 +508,7 @@ def train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | No
     if cfg.rounds > 1:
         report["rounds"] = rounds
     if not PartialState().is_main_process:
-        return report
+        return TrainResult(out, report)
     clf.save_pretrained(out)
     save_config(cfg, out / "train_config.json")
     (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
@@ -422,4 +517,4 @@ def train(cfg: TrainConfig, data: Splits | None = None, head_init: HeadInit | No
     write_card(cfg, report, out / "README.md")
     if not cfg.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return report
+    return TrainResult(out, report)

@@ -9,7 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AliasChoices, Field, model_validator
 
 from emopillars.config import StrictModel
 from emopillars.distill.config import TrainConfig
@@ -18,6 +18,8 @@ from emopillars.downstream.tasks import TASKS
 
 TaskName = Literal["goemotions", "isear", "iemocap", "emocontext"]
 SplitName = Literal["train", "validation", "test"]
+# Trainer fields about reading `train`-format data; a task reads its own release format instead.
+TRAIN_ONLY = ("labels_column", "context_column", "data_config", "data_split")
 
 
 class _ReadFields(StrictModel):
@@ -51,7 +53,9 @@ class FinetuneConfig(TrainConfig, _ReadFields):
     task: TaskName = Field(description="The downstream benchmark.")
     data: str = Field(description="Dataset file, folder (split files or save_to_disk) or Hugging Face id.")
     out: Path = Field(Path("runs/finetune"), description="Output model folder.")
-    init: str | None = Field(None, description="Pretrained emopillars 28-label model folder to start from.")
+    init: str | None = Field(
+        None, description="Pretrained emopillars 28-label model (folder or Hub id org/name[@rev]) to start from."
+    )
     head_init: Literal["mapped", "random"] = Field(
         "mapped", description="mapped: head rows averaged from the mapped pretrained labels; random: fresh head."
     )
@@ -73,22 +77,27 @@ class FinetuneConfig(TrainConfig, _ReadFields):
     def _check_init(self) -> FinetuneConfig:
         if self.init and self.model:
             raise ValueError(f"give --init (an emopillars model) or --model (a plain encoder), not both: {self.init}")
+        moot = [f for f in TRAIN_ONLY if getattr(self, f) != TrainConfig.model_fields[f].default]
+        if moot:
+            raise ValueError(f"{moot} apply to `train` data only; a task reads its release (see --hub-config)")
         if self.mode == "contextual" and TASKS[self.task].mode == "contextless":
             raise ValueError(f"task {self.task} has no context; mode must be contextless")
         return self
 
-    def train_config(self) -> TrainConfig:
-        """The plain trainer settings: the encoder is the `init` model when given."""
+    def train_config(self, init_path: str | None = None) -> TrainConfig:
+        """The plain trainer settings: the encoder is the `init` model (at `init_path` once resolved) when given."""
         fields = {k: getattr(self, k) for k in TrainConfig.model_fields}
-        return TrainConfig(**(fields | {"model": self.init or self.model}))
+        return TrainConfig(**(fields | {"model": init_path or self.init or self.model}))
 
 
 class EvaluateConfig(_ReadFields):
     """Every option of `emopillars evaluate`."""
 
-    model: str = Field(description="Model folder (from train or finetune).")
+    model: str = Field(description="Model folder or Hub id (org/name[@rev]) from train or finetune.")
     data: str = Field(description="Dataset: a public release (with --task) or any `train` input.")
     task: TaskName | None = Field(None, description="Read --data in this benchmark's public format.")
     split: SplitName = Field("test", description="Which split to score.")
-    output: Path | None = Field(None, description="Write the metrics as JSON here.")
-    batch_size: int = Field(64, ge=1, le=4096)
+    out: Path | None = Field(
+        None, validation_alias=AliasChoices("out", "output"), description="Write the metrics as JSON here."
+    )
+    batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass.")

@@ -75,7 +75,7 @@ def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     records = read_records(cfg.data)
     # The split seed, fractions and soft-label cut the model was trained with, so evaluating on the
     # training data scores the very test rows `train` held out.
-    trained = _saved_json(cfg.model, "train_config.json")
+    trained = _saved_json(clf.path, "train_config.json")
     settings = TrainConfig(
         data=cfg.data,
         labels=clf.labels,
@@ -95,14 +95,16 @@ def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     return parts.train.concat(parts.validation).concat(parts.test)
 
 
-def _saved_json(model: str, name: str) -> dict[str, Any]:
+def _saved_json(folder: Path | None, name: str) -> dict[str, Any]:
     """A config the model folder keeps (`train_config.json`, `finetune_config.json`), or {}."""
-    path = Path(model) / name
+    if folder is None:
+        return {}
+    path = Path(folder) / name
     return json.loads(path.read_text(encoding="utf-8")) if path.is_file() else {}
 
 
 def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[str, Any]:
-    """Run `emopillars evaluate`; returns (and writes to `cfg.output`) the result.
+    """Run `emopillars evaluate`; returns (and writes to `cfg.out`) the result.
 
     Args:
         cfg: the settings.
@@ -117,7 +119,7 @@ def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[
     clf = clf or EmotionClassifier.from_pretrained(cfg.model)
     task = get_task(cfg.task) if cfg.task else None
     if task:
-        options = cfg.read_options(_saved_json(cfg.model, "finetune_config.json"))
+        options = cfg.read_options(_saved_json(clf.path, "finetune_config.json"))
         rows = read_task(task, cfg.data, options)[cfg.split]
         if not rows:
             raise EmopillarsError(f"{cfg.data}: the {cfg.split} split of {task.name} is empty")
@@ -138,7 +140,7 @@ def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[
         "metrics": metrics,
         "references": references().get(task.name, []) if task else [],
     }
-    if cfg.output:
-        cfg.output.parent.mkdir(parents=True, exist_ok=True)
-        cfg.output.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
+    if cfg.out:
+        cfg.out.parent.mkdir(parents=True, exist_ok=True)
+        cfg.out.write_text(json.dumps(result, indent=2) + "\n", encoding="utf-8")
     return result

@@ -11,7 +11,7 @@ from __future__ import annotations
 import json
 import logging
 from dataclasses import asdict
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from emopillars.config import save_config
 from emopillars.downstream.config import FinetuneConfig
@@ -21,6 +21,10 @@ from emopillars.downstream.readers import Splits as RowSplits
 from emopillars.downstream.readers import read_task
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
+from emopillars.hub import resolve_model
+
+if TYPE_CHECKING:
+    from emopillars.distill.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
@@ -47,8 +51,8 @@ def to_splits(rows: RowSplits, task: Task, contextual: bool, source: str = "data
     return splits
 
 
-def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
-    """Run `emopillars finetune`; returns the trainer's report plus `task_test` (the task's metrics).
+def finetune(cfg: FinetuneConfig) -> TrainResult:
+    """Run `emopillars finetune`; returns the trainer's result, its report with `task_test` (the task's metrics).
 
     Writes to `cfg.out` what `train` writes (model folder, metrics.json, card, plots) plus
     `finetune_config.json` (read back by `evaluate` for the context size and split seed).
@@ -62,8 +66,10 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
     if not rows["train"]:
         raise EmopillarsError(f"{cfg.data}: no training rows for {task.name}")
     data = to_splits(rows, task, cfg.mode == "contextual", str(cfg.data))
-    head = mapped_head(cfg.init, task) if cfg.init and cfg.head_init == "mapped" else None
-    report = train(cfg.train_config(), data=data, head_init=head)
+    init = str(resolve_model(cfg.init)) if cfg.init else None  # a Hub id becomes its cached folder
+    head = mapped_head(init, task) if init and cfg.head_init == "mapped" else None
+    result = train(cfg.train_config(init), data=data, head_init=head)
+    report = result.report
     # The resolved reading options, so `evaluate` on the same files rebuilds the same contexts and splits.
     save_config(cfg.model_copy(update=asdict(options)), cfg.out / "finetune_config.json")
     report["task"] = task.name
@@ -74,4 +80,4 @@ def finetune(cfg: FinetuneConfig) -> dict[str, Any]:
         texts, contexts, gold = task_rows(clf, task, rows["test"])
         report["task_test"] = score(clf, texts, contexts, gold, task, cfg.eval_batch_size)
     (cfg.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return report
+    return result

@@ -111,4 +111,4 @@ def trained(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[
 
     out = tmp_path_factory.mktemp("trained")
     cfg = TrainConfig(data=str(synth_dir), out=out, max_steps=10, eval_every=5, **FAST)
-    return out, train(cfg)
+    return out, train(cfg).report

@@ -67,7 +67,6 @@ def test_user_errors_are_one_red_line_and_exit_1(tmp_path: Path) -> None:
         (["train", "--data", "{tmp}/none.jsonl"], "data file not found"),
         (["train", "--lr", "-1"], "lr: Input should be greater than 0"),
         (["train", "--rounds", "2"], "needs an unlabeled pool"),
-        (["train", "--mode", "sideways"], "mode: Input should be 'contextless' or 'contextual'"),
         (["train", "--data", "{tmp}"], "neither a synth output"),
         (["train", "--data", "{synth}", "--teacher", "{tmp}/none"], "model folder not found"),
     ],

@@ -18,6 +18,7 @@ from emopillars.distill.data import (
     load_splits,
     read_records,
     read_texts,
+    records_from_dataset,
 )
 from emopillars.errors import EmopillarsError
 from emopillars.taxonomy import LABEL2ID, LABELS
@@ -129,3 +130,51 @@ def test_collator_pads_to_longest() -> None:
     assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].shape == (2, 2)
+
+
+def test_every_file_format_reads_the_same_rows(tmp_path: Path) -> None:
+    import datasets
+
+    rows = [{"text": f"row {i}", "labels": [["joy", "fear"][i % 2]], "split": "train"} for i in range(6)]
+    ds = datasets.Dataset.from_list(rows)
+    ds.to_json(str(tmp_path / "d.jsonl"))
+    ds.to_parquet(str(tmp_path / "d.parquet"))
+    (tmp_path / "d.json").write_text(json.dumps(rows))
+    expected = read_records(tmp_path / "d.jsonl")
+    assert [r["text"] for r in expected] == [r["text"] for r in rows]
+    for name in ("d.parquet", "d.json"):
+        assert read_records(tmp_path / name) == expected, name
+
+
+def test_class_label_ids_and_names_read_alike_with_chosen_columns() -> None:
+    """Labels typed as the synth export and GoEmotions type them (Sequence(ClassLabel)), in other columns."""
+    import datasets
+
+    names = [["joy"], ["fear", "joy"], ["anger"], ["joy"]] * 5
+    text = [f"line {i}" for i in range(len(names))]
+    features = datasets.Features(
+        {
+            "sentence": datasets.Value("string"),
+            "emotions": datasets.Sequence(datasets.ClassLabel(names=list(LABELS))),
+            "situation": datasets.Value("string"),
+        }
+    )
+    ids = [[LABEL2ID[n] for n in row] for row in names]
+    typed = datasets.Dataset.from_dict({"sentence": text, "emotions": ids, "situation": ["s"] * 20}, features=features)
+    plain = datasets.Dataset.from_dict({"sentence": text, "emotions": names, "situation": ["s"] * 20})
+    cfg = TrainConfig(text_column="sentence", labels_column="emotions", context_column="situation", mode="contextual")
+    from_ids = build_splits(records_from_dataset(typed), cfg)
+    from_names = build_splits(records_from_dataset(plain), cfg)
+    assert from_ids.train.texts == from_names.train.texts and from_ids.train.contexts[0] == "s"
+    assert (from_ids.train.gold == from_names.train.gold).all()
+    every = from_ids.train.concat(from_ids.validation).concat(from_ids.test)
+    assert every.gold[every.texts.index("line 1")].nonzero()[0].tolist() == sorted([LABEL2ID["fear"], LABEL2ID["joy"]])
+    # plain integer ids (no features) index the label set too
+    raw = [{"text": t, "labels": i} for t, i in zip(text, ids, strict=True)]
+    by_id = build_splits(raw, TrainConfig())
+    assert (by_id.train.gold == from_names.train.gold).all()
+    dd = datasets.DatasetDict(train=typed, validation=typed)
+    only = records_from_dataset(dd, TrainConfig(data="x", data_split="validation"))
+    assert len(only) == 20 and "split" not in only[0]
+    with pytest.raises(EmopillarsError, match="no split 'dev'"):
+        records_from_dataset(dd, TrainConfig(data="x", data_split="dev"))

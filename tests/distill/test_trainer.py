@@ -98,7 +98,7 @@ def test_all_loss_options_and_kd_from_teacher(
     cfg = TrainConfig(data=str(synth_dir), out=tmp_path, max_steps=2, loss="focal", pos_weight=True,
                       label_smoothing=0.05, ortho_weight=0.01, teacher=str(trained[0]), kd_weight=0.5,
                       temperature=2.0, grad_accum=2, schedule="cosine", weighted_sampling=True, **fast)  # fmt: skip
-    report = train(cfg)
+    report = train(cfg).report
     first = report["history"][0]
     assert {"task", "kd", "ortho"} <= set(first) and all(np.isfinite(first[k]) for k in ("task", "kd", "ortho"))
     assert first["loss"] == pytest.approx(first["task"] + first["kd"] + first["ortho"], rel=1e-5)
@@ -109,7 +109,7 @@ def test_pseudo_label_rounds(tmp_path: Path, synth_dir: Path, fast: dict) -> Non
     pool.write_text("\n".join(["I am overjoyed", "I am so mad", "thank you kindly", "I am frightened"] * 3))
     cfg = TrainConfig(data=str(synth_dir), out=tmp_path / "out", max_steps=3, rounds=2, unlabeled=str(pool),
                       pseudo_threshold=0.05, **fast)  # fmt: skip
-    report = train(cfg)
+    report = train(cfg).report
     rounds = report["rounds"]
     assert [r["round"] for r in rounds] == [1, 2]
     assert rounds[0]["pseudo_labelled_added"] == 0 and rounds[1]["pseudo_labelled_added"] == 12
@@ -129,7 +129,7 @@ def test_single_label_with_head_init_from_rows(
     cfg = TrainConfig(data=str(synth_dir), out=tmp_path, labels=labels, problem_type="single_label",
                       model=str(trained[0]), max_steps=3, **fast)  # fmt: skip
     data = load_splits(cfg)
-    report = train(cfg, data=data, head_init=init)
+    report = train(cfg, data=data, head_init=init).report
     assert "accuracy" in report["validation"] and set(report["validation"]["per_label"]) == set(labels)
     clf = EmotionClassifier.from_pretrained(tmp_path)
     assert clf.labels == labels and clf.problem_type == "single_label"
@@ -157,3 +157,34 @@ def test_early_stopping_after_patience_evaluations(minilm: tuple, synth_dir: Pat
     result = fit(cfg, model, tok, load_splits(cfg))  # a negligible lr: macro-F1 cannot improve after step 1
     assert result.stopped == "early_stopping" and result.steps == 3 and result.best_step == 1
     assert [e["step"] for e in result.evals] == [1, 2, 3]
+
+
+def test_train_on_a_datasets_object_with_tensorboard_tracking(tmp_path: Path, fast: dict) -> None:
+    """The Python API takes a DatasetDict in memory, returns a TrainResult, and logs through accelerate."""
+    import datasets
+    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
+
+    from emopillars import TrainResult, train
+    from emopillars.taxonomy import LABELS
+
+    from .conftest import example_rows
+
+    rows = [r for r in example_rows() if r["mode"] == "contextless"]
+    by_split = {s: [{"text": r["utterance"], "labels": r["labels"]} for r in rows if r["split"] == s]
+                for s in ("train", "validation")}  # fmt: skip
+    label_type = datasets.Sequence(datasets.ClassLabel(names=list(LABELS)))
+    features = datasets.Features({"text": datasets.Value("string"), "labels": label_type})
+    data = datasets.DatasetDict(
+        {s: datasets.Dataset.from_list(part, features=features) for s, part in by_split.items()}
+    )
+    cfg = TrainConfig(out=tmp_path / "m", max_steps=2, eval_every=1, report_to="tensorboard", run_name="r1", **fast)
+    result = train(cfg, data=data)
+    assert isinstance(result, TrainResult) and result.out == tmp_path / "m" and result.metrics_file.is_file()
+    assert result.validation["n"] == len(by_split["validation"]) and result.test is None
+    events = list((tmp_path / "m" / "runs" / "r1").glob("events.out.tfevents.*"))
+    assert events
+    acc = EventAccumulator(str(events[0].parent))
+    acc.Reload()
+    tags = set(acc.Tags()["scalars"])
+    assert {"train/loss", "train/lr", "validation/macro_f1"} <= tags
+    assert [e.step for e in acc.Scalars("validation/macro_f1")] == [1, 2]

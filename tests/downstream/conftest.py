@@ -49,7 +49,7 @@ def finetuned(init28: Path, tmp_path_factory: pytest.TempPathFactory) -> Callabl
         if task not in done:
             out = tmp_path_factory.mktemp(f"ft-{task}")
             cfg = FinetuneConfig(task=task, data=str(DATA[task]), init=str(init28), out=out, **FAST)
-            done[task] = (out, finetune(cfg))
+            done[task] = (out, finetune(cfg).report)
         return done[task]
 
     return get

@@ -85,7 +85,7 @@ def test_evaluate_without_task_on_train_format_data(finetuned, tmp_path: Path) -
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps(r) + "\n" for r in rows), encoding="utf-8")
     out = tmp_path / "eval.json"
-    plain = evaluate(EvaluateConfig(model=str(model), data=str(data), output=out))
+    plain = evaluate(EvaluateConfig(model=str(model), data=str(data), out=out))
     with_task = evaluate(EvaluateConfig(model=str(model), data=str(DATA["goemotions"]), task="goemotions"))
     assert plain["n"] == with_task["n"] == 8 and plain["task"] is None
     for key in ("macro_f1", "micro_f1", "weighted_f1", "subset_accuracy"):
@@ -146,7 +146,7 @@ def test_evaluate_on_train_data_scores_the_rows_train_held_out(tmp_path: Path) -
     data = tmp_path / "rows.jsonl"
     data.write_text("".join(json.dumps({"text": r["text"], "labels": r["labels"]}) + "\n" for r in rows))
     out = tmp_path / "model"
-    report = train(TrainConfig(data=str(data), out=out, seed=3, **FAST))
+    report = train(TrainConfig(data=str(data), out=out, seed=3, **FAST)).report
     result = evaluate(EvaluateConfig(model=str(out), data=str(data)))
     assert result["n"] == report["test"]["n"]
     for key in ("macro_f1", "micro_f1", "weighted_f1", "subset_accuracy", "hamming_loss"):

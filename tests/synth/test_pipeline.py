@@ -238,7 +238,6 @@ def test_openai_backend_produces_the_same_records(openai_server, tmp_path):
     ("args", "culprit"),
     [
         (["--corpus", "/nonexistent/stories"], "/nonexistent/stories"),
-        (["--backend", "nope"], "backend"),
         (["--dedup-threshold", "0"], "dedup_threshold"),
         (["--dedup-threshold", "1.2"], "dedup_threshold"),
         (["--contextless-per-example", "-1"], "contextless_per_example"),

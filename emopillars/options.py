@@ -1,0 +1,199 @@
+"""CLI options generated from the pydantic configs, so every option is defined once (in the config).
+
+A command declares which configs it takes as parameters annotated with a config class; `config_options`
+replaces each such parameter by one `--field-name` option per field of the class (type, default,
+choices from `Literal`, help from `Field(description=...)`), adds `--config FILE`, `-v`/`-q` and
+`--progress/--no-progress`, and calls the command with the validated config objects:
+
+    @app.command()
+    @config_options(aliases={"out": ("--output",)})
+    def train(cfg: TrainConfig, hub: HubOptions) -> None: ...
+
+Precedence: field defaults < the `--config` file < flags the user typed. A flag counts as given only
+when click says its value came from the command line (or an environment variable), never by comparing
+it with its default, so a flag equal to the default still wins over the file.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+import json
+import logging
+import os
+import typing
+from collections.abc import Callable
+from pathlib import Path
+from typing import Annotated, Any, get_args, get_origin
+
+import typer
+from pydantic import BaseModel, ValidationError
+from pydantic_core import PydanticUndefined
+
+from emopillars.config import describe_validation_error, read_config_file
+from emopillars.errors import EmopillarsError
+
+GIVEN = {"COMMANDLINE", "ENVIRONMENT"}  # click parameter sources that mean "the user typed it"
+ALIAS_SUFFIX = "__alias"
+COMMON = {
+    "config": (Path | None, None, typer.Option("--config", help="JSON/YAML file setting any option; flags win.")),
+    "verbose": (bool, False, typer.Option("--verbose", "-v", help="Debug and third-party logs, per-label tables.")),
+    "quiet": (bool, False, typer.Option("--quiet", "-q", help="Warnings and errors only.")),
+}
+PROGRESS = (bool, True, typer.Option("--progress/--no-progress", help="Show progress bars (all of them)."))
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """The project's own logs at INFO (DEBUG with -v, WARNING with -q); other libraries at WARNING unless -v."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.getLogger("emopillars").setLevel(level)
+
+
+def disable_progress_bars() -> None:
+    """Silence every progress bar: ours and the ones transformers, datasets and huggingface_hub draw."""
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm reads TQDM_<ARG> as the default of every bar it creates
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    import sys
+
+    # Libraries already imported read their switch only at import: tell them directly.
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub
+
+        huggingface_hub.utils.disable_progress_bars()
+
+
+def _is_json(annotation: Any) -> bool:
+    """Mappings and nested models have no flag syntax: their option takes JSON."""
+    inner = [a for a in get_args(annotation) if a is not type(None)] if type(None) in get_args(annotation) else []
+    target = inner[0] if len(inner) == 1 else annotation
+    return get_origin(target) is dict or target is dict or (isinstance(target, type) and issubclass(target, BaseModel))
+
+
+def _cli_type(annotation: Any) -> Any:
+    """The type typer parses: tuples of any length become repeatable list options; mappings take JSON text."""
+    if _is_json(annotation):
+        return str | None
+    args = get_args(annotation)
+    if get_origin(annotation) is tuple and len(args) == 2 and args[1] is Ellipsis:
+        return list[args[0]]
+    if type(None) in args:  # X | None: keep the optional, convert X
+        inner = [a for a in args if a is not type(None)]
+        if len(inner) == 1:
+            return _cli_type(inner[0]) | None
+    return annotation
+
+
+def _show_default(default: Any) -> bool | str:
+    if isinstance(default, (tuple, list)) and len(default) > 4:
+        return f"{len(default)} values"
+    return default is not None
+
+
+def field_parameters(model: type[BaseModel], exclude: frozenset[str], aliases: dict[str, tuple[str, ...]]) -> list:
+    """One keyword-only `inspect.Parameter` (with its typer.Option) per field of `model`."""
+    params = []
+    for name, info in model.model_fields.items():
+        if name in exclude:
+            continue
+        required = info.default is PydanticUndefined and info.default_factory is None
+        default = None if required else info.get_default(call_default_factory=True)
+        annotation = _cli_type(info.annotation)
+        if required:
+            annotation = annotation | None
+        help_text = (info.description or "") + (" Required (here or in --config)." if required else "")
+        if _is_json(info.annotation):
+            help_text, default = help_text + " (JSON)", None
+        option = typer.Option(help=help_text.strip(), show_default=_show_default(default))
+        if get_origin(annotation) is list or list in get_args(annotation):
+            default = list(default) if default is not None else None
+        params.append(_kw(name, Annotated[annotation, option], default))
+        for alias in aliases.get(name, ()):
+            hidden = typer.Option(alias, hidden=True, help=f"Old spelling of --{name.replace('_', '-')}.")
+            params.append(_kw(name + ALIAS_SUFFIX, Annotated[annotation | None, hidden], None))
+    return params
+
+
+def _kw(name: str, annotation: Any, default: Any) -> inspect.Parameter:
+    return inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, annotation=annotation, default=default)
+
+
+def _given(ctx: typer.Context, name: str) -> bool:
+    source = ctx.get_parameter_source(name)
+    return source is not None and source.name in GIVEN
+
+
+def build_config(
+    model: type[BaseModel], ctx: typer.Context, values: dict[str, Any], file_data: dict[str, Any]
+) -> BaseModel:
+    """`model` from the file's keys that are its fields, then the flags the user typed (flags win)."""
+    data = {k: v for k, v in file_data.items() if k in model.model_fields}
+    for name in model.model_fields:
+        for key in (name + ALIAS_SUFFIX, name):  # the new spelling wins over the old one
+            if key in values and _given(ctx, key):
+                value = values[key]
+                if _is_json(model.model_fields[name].annotation):
+                    try:
+                        value = json.loads(value)
+                    except json.JSONDecodeError as exc:
+                        raise EmopillarsError(f"--{name.replace('_', '-')}: not valid JSON ({exc.msg})") from None
+                data[name] = tuple(value) if isinstance(value, list) else value
+    try:
+        return model.model_validate(data)
+    except ValidationError as exc:
+        raise EmopillarsError(describe_validation_error(exc, f"invalid {model.__name__}")) from None
+
+
+def config_options(
+    exclude: tuple[str, ...] = (), aliases: dict[str, tuple[str, ...]] | None = None
+) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+    """Decorator: parameters annotated with a config class become that class's options (module docstring)."""
+    aliases = aliases or {}
+
+    def wrap(fn: Callable[..., Any]) -> Callable[..., Any]:
+        hints = typing.get_type_hints(fn, include_extras=True)
+        slots = {n: t for n, t in hints.items() if isinstance(t, type) and issubclass(t, BaseModel)}
+        own = [p.replace(annotation=hints.get(n, p.annotation)) for n, p in inspect.signature(fn).parameters.items()]
+        plain = [p for p in own if p.name not in slots]
+        params = [_kw("ctx", typer.Context, inspect.Parameter.empty)]
+        params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in plain]
+        for model in slots.values():
+            params += field_parameters(model, frozenset(exclude), aliases)
+        fields = {f for model in slots.values() for f in model.model_fields}
+        # A config file may still use an old spelling (output: for out:).
+        renamed = {alias.lstrip("-").replace("-", "_"): name for name, olds in aliases.items() for alias in olds}
+        common = dict(COMMON) if "progress" in fields else {**COMMON, "progress": PROGRESS}
+        params += [_kw(name, Annotated[t, opt], d) for name, (t, d, opt) in common.items()]
+
+        @functools.wraps(fn)
+        def command(ctx: typer.Context, **values: Any) -> Any:
+            if _given(ctx, "verbose") or _given(ctx, "quiet"):
+                setup_logging(values["verbose"], values["quiet"])
+            file_data = read_config_file(values["config"]) if values["config"] else {}
+            file_data = {renamed.get(key, key): value for key, value in file_data.items()}
+            unknown = sorted(set(file_data) - fields)
+            if unknown:
+                raise EmopillarsError(f"config file {values['config']}: unknown option(s) {unknown}")
+            built = {name: build_config(model, ctx, values, file_data) for name, model in slots.items()}
+            progress = next((c.progress for c in built.values() if "progress" in type(c).model_fields), None)
+            if not (values.get("progress", True) if progress is None else progress):
+                disable_progress_bars()
+            return fn(**{p.name: values[p.name] for p in plain}, **built)
+
+        # typer must read the generated signature and annotations, not fn's.
+        del command.__wrapped__
+        command.__signature__ = inspect.Signature(params)  # type: ignore[attr-defined]
+        command.__annotations__ = {p.name: p.annotation for p in params}
+        return command
+
+    return wrap
