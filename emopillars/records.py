@@ -13,7 +13,8 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from emopillars.taxonomy import LABELS
 
 Emotion = Literal[LABELS]  # type: ignore[valid-type]
-Mode = Literal["contextual", "contextless"]
+MODES = ("contextual", "contextless")
+Mode = Literal[MODES]  # type: ignore[valid-type]
 Split = Literal["train", "validation", "test"]
 
 

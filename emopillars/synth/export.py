@@ -15,7 +15,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from emopillars.records import Example
+from emopillars.records import EXPRESSIVENESS, MODES, Example
 from emopillars.taxonomy import LABELS
 
 SPLITS = ("train", "validation", "test")
@@ -40,23 +40,26 @@ def assign_splits(passage_ids: Sequence[str], fractions: tuple[float, float, flo
 
 
 def _features():
-    from datasets import Features, List, Value
+    """Typed as the `datasets` GoEmotions release types its labels (ClassLabel over the 28 names), so the corpus mixes
+    with GoEmotions and feeds `datasets`/`transformers` tooling without a mapping step."""
+    from datasets import ClassLabel, Features, List, Value
 
+    emotion = ClassLabel(names=list(LABELS))
     return Features(
         {
             "id": Value("string"),
-            "mode": Value("string"),
+            "mode": ClassLabel(names=list(MODES)),
             "split": Value("string"),
             "passage_id": Value("string"),
             "character": Value("string"),
             "character_description": Value("string"),
             "context": Value("string"),
             "utterance": Value("string"),
-            "target_emotion": Value("string"),
-            "expressiveness": Value("string"),
+            "target_emotion": emotion,
+            "expressiveness": ClassLabel(names=list(EXPRESSIVENESS)),
             "soft_labels": {label: Value("float32") for label in LABELS},
-            "labels": List(Value("string")),
-            "primary_emotion": Value("string"),
+            "labels": List(emotion),
+            "primary_emotion": emotion,
             "label_agreement": Value("float32"),
             "explication": Value("string"),
             "source_id": Value("string"),
@@ -80,6 +83,7 @@ def write_outputs(examples: Sequence[Example], out: Path) -> None:
     features = _features()
     # Column-wise, so an empty split still carries its schema (from_list([]) saves none).
     columns = {s: {name: [r[name] for r in rows if r["split"] == s] for name in features} for s in SPLITS}
+    # ClassLabel columns take the names; from_dict encodes them to ids.
     dataset = DatasetDict({s: Dataset.from_dict(columns[s], features=features) for s in SPLITS})
     staging, target = out / ".dataset.tmp", out / "dataset"
     shutil.rmtree(staging, ignore_errors=True)

@@ -17,10 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emopillars.records import Example
+from emopillars.records import MODES, Example
 from emopillars.taxonomy import LABELS, NUM_LABELS
-
-MODES = ("contextual", "contextless")
 
 
 @dataclass(frozen=True)

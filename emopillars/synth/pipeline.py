@@ -21,7 +21,7 @@ import numpy as np
 
 from emopillars import prompts
 from emopillars.errors import EmopillarsError
-from emopillars.records import EXPRESSIVENESS, Character, EmotionScores, Example, Passage
+from emopillars.records import EXPRESSIVENESS, MODES, Character, EmotionScores, Example, Passage
 from emopillars.synth import fidelity
 from emopillars.synth.backends import Backend
 from emopillars.synth.cache import CallCache
@@ -44,7 +44,6 @@ from emopillars.taxonomy import LABELS
 
 log = logging.getLogger(__name__)
 
-MODES = fidelity.MODES
 TEMPLATES = (CharactersStage.template, SceneStage.template, LabelStage.template, RewriteStage.template)
 
 

@@ -110,8 +110,12 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
             "label_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
             "unlabelled": sum(s is None for s in soft),
             "per_label": {
-                label: {"precision": round(float(p[i]), 4), "recall": round(float(r[i]), 4),
-                        "f1": round(float(f[i]), 4), "support": int(support[i])}
+                label: {
+                    "precision": round(float(p[i]), 4),
+                    "recall": round(float(r[i]), 4),
+                    "f1": round(float(f[i]), 4),
+                    "support": int(support[i]),
+                }
                 for i, label in enumerate(LABELS)
             },  # fmt: skip
             "model": labeller.backend.model,

@@ -26,7 +26,8 @@ def test_outputs_round_trip_through_jsonl_and_datasets(tmp_path):
         Example(
             id=example_id(str(i)), mode=mode, split=split, passage_id=f"p{i}", character="Mara",
             character_description="keeper", context="At dawn." if mode == "contextual" else None,
-            utterance=f"He is home {i}!", target_emotion="joy", soft_labels=soft, labels=["joy"],
+            utterance=f"He is home {i}!", target_emotion="joy", expressiveness="subtle", soft_labels=soft,
+            labels=["joy"], primary_emotion="joy", label_agreement=None if i else 0.5, explication="glad",
         )
         for i, (mode, split) in enumerate([("contextual", "train"), ("contextless", "train"), ("contextual", "test")])
     ]  # fmt: skip
@@ -36,3 +37,9 @@ def test_outputs_round_trip_through_jsonl_and_datasets(tmp_path):
     dataset = load_from_disk(str(tmp_path / "dataset"))
     assert {s: len(d) for s, d in dataset.items()} == {"train": 2, "validation": 0, "test": 1}
     assert dataset["test"][0]["soft_labels"]["joy"] > 0.89 and dataset["train"][1]["context"] is None
+    # Label columns are typed as in the datasets GoEmotions release: ClassLabel ids over the 28 names.
+    features = dataset["train"].features
+    assert features["target_emotion"].names == list(LABELS) and features["labels"].feature.names == list(LABELS)
+    row = dataset["train"][0]
+    assert features["target_emotion"].int2str(row["target_emotion"]) == "joy" == LABELS[row["labels"][0]]
+    assert features["mode"].int2str(row["mode"]) == "contextual" and row["label_agreement"] == 0.5
