@@ -153,6 +153,7 @@ def predict(
     input: Annotated[Path | None, typer.Option("--input", help=".txt (one per line), .jsonl or .csv.")] = None,
     output: Annotated[Path | None, typer.Option(help="Write JSONL here instead of printing.")] = None,
     batch_size: Annotated[int, typer.Option(min=1)] = 64,
+    explain: Annotated[bool, typer.Option(help="Add word attributions (Integrated Gradients).")] = False,
 ) -> None:
     """Label texts: one JSON object per text with thresholded `labels` and all `scores`."""
     from emopillars.distill.classifier import EmotionClassifier
@@ -166,12 +167,48 @@ def predict(
     if context is not None:
         contexts = [context] * len(items)
     clf = EmotionClassifier.from_pretrained(model)
-    lines = [json.dumps({"text": t, **p}) for t, p in zip(items, clf.predict(items, contexts, batch_size), strict=True)]
+    rows = [{"text": t, **p} for t, p in zip(items, clf.predict(items, contexts, batch_size), strict=True)]
+    if explain:
+        for row, why in zip(rows, clf.explain(items, contexts), strict=True):
+            row["explanations"] = why["explanations"]
+    lines = [json.dumps(row) for row in rows]
     if output is None:
         typer.echo("\n".join(lines))
     else:
         output.write_text("\n".join(lines) + "\n", encoding="utf-8")
         typer.echo(f"wrote {len(lines)} predictions to {output}")
+
+
+@app.command()
+def export(
+    model: Annotated[Path, typer.Option(help="Model folder written by `emopillars train`.")] = Path("runs/train"),
+    out: Annotated[Path, typer.Option(help="Folder for the exported model.")] = Path("runs/onnx"),
+    format: Annotated[str, typer.Option("--format", help="onnx (the only format).")] = "onnx",
+    quantize: Annotated[str | None, typer.Option(help="int8: dynamically quantized weights.")] = None,
+) -> None:
+    """Export a model folder to ONNX for onnxruntime (`predict --model OUT` runs it without torch)."""
+    from emopillars.distill.export import export_onnx
+
+    if format != "onnx":
+        raise EmopillarsError(f"--format {format!r} is not supported; the only format is 'onnx'")
+    summary = export_onnx(model, out, quantize)
+    typer.echo(f"exported {model} -> {out} ({summary['quantize'] or 'fp32'}, {summary['onnx_bytes'] / 2**20:.1f} MB)")
+
+
+# --- demo (issue 9) ------------------------------------------------------------------------------
+
+
+@app.command()
+def demo(
+    model: Annotated[str | None, typer.Option(help="Model folder (torch or exported ONNX).")] = None,
+    data: Annotated[str | None, typer.Option(help="A `synth` output folder to browse.")] = None,
+    host: Annotated[str, typer.Option(help="Interface to bind; 0.0.0.0 exposes it to the network.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=1, max=65535)] = 7860,
+) -> None:
+    """A local web page: classify a sentence (scores, labels, word attributions) and browse a synth corpus."""
+    from emopillars.demo import launch
+
+    launch(model, data, host, port)
 
 
 # --- finetune / evaluate (issue 4) ---------------------------------------------------------------
