@@ -118,6 +118,7 @@ def counts_figure(rows: list[dict]) -> Any:
     ax.set_yticks(y, LABELS, fontsize=8)
     ax.invert_yaxis()
     ax.set_xlabel("examples")
+    ax.xaxis.get_major_locator().set_params(integer=True)
     if counts:
         ax.legend(loc="lower right", fontsize=8)
     return fig
@@ -126,7 +127,7 @@ def counts_figure(rows: list[dict]) -> Any:
 def example_card(row: dict) -> str:
     """One example as HTML: utterance, character, context, labels, top soft labels, explication."""
     e = html.escape
-    soft = sorted((row.get("soft_labels") or {}).items(), key=lambda kv: -kv[1])[:5]
+    soft = sorted(((k, v) for k, v in (row.get("soft_labels") or {}).items() if v > 0), key=lambda kv: -kv[1])[:5]
     facts = [f"{row.get('mode')} / {row.get('split')}", f"target {row.get('target_emotion')}"]
     optional = (("expressiveness", "expressiveness"), ("primary_emotion", "primary"), ("label_agreement", "agreement"))
     facts += [f"{name} {row[key]}" for key, name in optional if row.get(key) is not None]
@@ -197,7 +198,7 @@ def build(model: str | None = None, data: str | None = None) -> Any:
         with gr.Tab("Classify", id="classify"):
             with gr.Row():
                 model_box = gr.Textbox(value=model or "", label="Model folder", scale=4)
-            text = gr.Textbox(label="Text", placeholder="I can't believe you remembered!", lines=2)
+            text = gr.Textbox(label="Text", placeholder="I can't believe you remembered!", lines=2, elem_id="text")
             context = gr.Textbox(label=mode_hint, interactive=contextual, lines=2,
                                  info=None if contextual else "this model reads the text alone")  # fmt: skip
             go = gr.Button("Classify", variant="primary")
@@ -210,18 +211,19 @@ def build(model: str | None = None, data: str | None = None) -> Any:
             text.submit(classify, [model_box, text, context], [message, predicted, chart, words])
         with gr.Tab("Corpus", id="corpus"):
             with gr.Row():
-                folder = gr.Textbox(value=data or "", label="Synth run folder", scale=4)
+                folder = gr.Textbox(value=data or "", label="Synth run folder", scale=4, elem_id="run-folder")
                 load = gr.Button("Load", scale=1)
             with gr.Row():
-                label = gr.Dropdown(choices=start[0].choices, value=ALL, label="Label")
-                mode = gr.Radio(choices=start[1].choices, value=ALL, label="Mode")
-                split = gr.Radio(choices=start[2].choices, value=ALL, label="Split")
-                expressiveness = gr.Radio(choices=start[3].choices, value=ALL, label="Expressiveness")
+                label = gr.Dropdown(choices=start[0].choices, value=ALL, label="Label", elem_id="label-filter")
+                mode = gr.Radio(choices=start[1].choices, value=ALL, label="Mode", elem_id="mode-filter")
+                split = gr.Radio(choices=start[2].choices, value=ALL, label="Split", elem_id="split-filter")
+                expressiveness = gr.Radio(choices=start[3].choices, value=ALL, label="Expressiveness",
+                                          elem_id="expressiveness-filter")  # fmt: skip
             count = gr.Markdown(elem_id="corpus-count")
             with gr.Row():
                 counts = gr.Plot(label="Examples per target emotion")
                 fidelity = gr.Dataframe(headers=["metric", "value"], label="Fidelity (report.json)",
-                                        interactive=False)  # fmt: skip
+                                        interactive=False, elem_id="fidelity")  # fmt: skip
             cards = gr.HTML(elem_id="examples")
             filters = [folder, label, mode, split, expressiveness]
             outputs = [count, counts, fidelity, cards]
