@@ -21,12 +21,6 @@ PLAIN = [
     "the meeting is on tuesday", "he painted the fence blue", "they moved the chairs outside",
     "I read the report this morning", "the bus stopped near the school",
 ]  # fmt: skip
-FEELINGS = {
-    "joy": ["I am so happy today", "this is wonderful news", "what a delightful day"],
-    "anger": ["I am furious with you", "this makes me so angry", "how dare they do this"],
-    "fear": ["I am terrified of the dark", "I am afraid to go", "please, I am so scared"],
-    "gratitude": ["thank you so much", "I really appreciate your help", "I am grateful to you"],
-}
 
 
 def planted_rows() -> list[dict]:
@@ -37,16 +31,15 @@ def planted_rows() -> list[dict]:
         at = 1 + i % (len(words) - 1)  # the trigger's position varies, so position cannot stand in for it
         rows.append({"text": plain, "labels": ["neutral"]})
         rows.append({"text": " ".join([*words[:at], TRIGGER, *words[at:]]), "labels": [TRIGGER_LABEL]})
-    rows += [{"text": text, "labels": [label]} for label, texts in FEELINGS.items() for text in texts]
     return rows
 
 
-def train_planted(out: Path, steps: int = 25) -> Path:
+def train_planted(out: Path, steps: int = 20) -> Path:
     """MiniLM with a 28-label head fitted to `planted_rows` by full-batch AdamW, saved to `out`.
 
     A plain loop rather than `emopillars train`: MiniLM's pooled [CLS] output is tiny (mean |x| ~0.05),
     so with one learning rate the head needs hundreds of steps; a 100x larger one on the head learns
-    this in ~30 steps.
+    this in 20 steps.
     """
     import torch
 
@@ -75,5 +68,5 @@ def train_planted(out: Path, steps: int = 25) -> Path:
 
 @pytest.fixture(scope="session")
 def planted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """A classifier that relies on TRIGGER (and tells four feelings apart), shared by the session."""
+    """A classifier that relies on TRIGGER, shared by the session."""
     return train_planted(tmp_path_factory.mktemp("planted"))

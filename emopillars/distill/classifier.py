@@ -161,7 +161,7 @@ class EmotionClassifier:
         texts: str | list[str],
         contexts: str | list[str] | None = None,
         label: str | None = None,
-        steps: int = 50,
+        steps: int = 128,
     ) -> list[dict[str, Any]]:
         """Word attributions for the predicted labels (or `label`) of each text: see `distill/explain.py`."""
         from emopillars.distill.explain import explain

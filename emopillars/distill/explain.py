@@ -9,8 +9,9 @@ the word-embedding layer's output, from a baseline to the input:
   word move the score away from a wordless input of the same length".
 - **Explained function**: the label's probability (sigmoid per label, softmax for single-label
   models), so by IG's completeness the attributions of one input sum to
-  `score(input) - score(baseline)`; captum's convergence delta is the gap (50 Gauss-Legendre
-  steps keep it near 1e-3 on MiniLM).
+  `score(input) - score(baseline)`; captum's convergence delta is the gap. 128 Gauss-Legendre
+  steps (the default) keep it under 1e-3 on the tests' MiniLM, whose planted-trigger score
+  saturates at 0.9998; 50 steps left a gap of 0.27 there.
 - **Words**: token attributions (summed over the embedding dimension) are summed over the word
   pieces of each word (the fast tokenizer's word ids and character offsets).
 """
@@ -58,7 +59,7 @@ def _words(enc: Any, token_attr: np.ndarray, sources: tuple[str, str | None]) ->
 
 
 def explain(
-    clf: EmotionClassifier, texts: list[str], contexts: list[str] | None, label: str | None, steps: int = 50
+    clf: EmotionClassifier, texts: list[str], contexts: list[str] | None, label: str | None, steps: int = 128
 ) -> list[dict[str, Any]]:
     """Per text: {"text", "context", "explanations": [{"label", "score", "baseline_score", "delta",
     "words": [{"word", "start", "end", "attribution"}], "context_words": [...]}]}.
@@ -100,7 +101,7 @@ def explain(
         baseline = torch.where(special, ids, torch.full_like(ids, pad_id))
         attr, delta = ig.attribute(
             ids, baselines=baseline, additional_forward_args=(mask, types), target=targets,
-            n_steps=steps, return_convergence_delta=True,
+            n_steps=steps, internal_batch_size=64, return_convergence_delta=True,  # 64 path points a pass
         )  # fmt: skip
         token_attr = attr.sum(-1).detach().float().cpu().numpy()  # (K, T)
         with torch.no_grad():

@@ -38,7 +38,7 @@ def _baseline_score(clf: EmotionClassifier, text: str, label: str) -> float:
 
 def test_attributions_sum_to_the_score_difference_from_the_baseline(clf: EmotionClassifier) -> None:
     texts = [PLANTED[1], "I am so happy today"]
-    results = clf.explain(texts, steps=128)
+    results = clf.explain(texts)  # the default 128 steps
     probs = clf.predict_proba(texts)
     for i, result in enumerate(results):
         assert result["text"] == texts[i] and result["context"] is None and result["explanations"]
