@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from emopillars import __version__
-from emopillars.distill.config import PredictConfig, TrainConfig
+from emopillars.distill.config import DemoConfig, ExportConfig, PredictConfig, TrainConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.errors import EmopillarsError
 from emopillars.hub import HubOptions
@@ -130,15 +130,38 @@ def predict(
         contexts = [cfg.context] * len(items)
     clf = EmotionClassifier.from_pretrained(cfg.model)
     if cfg.format == "pipeline":
-        rows = [json.dumps(p) for p in clf.predict_pipeline(items, contexts, cfg.batch_size)]
+        rows = clf.predict_pipeline(items, contexts, cfg.batch_size)
     else:
-        predictions = clf.predict(items, contexts, cfg.batch_size)
-        rows = [json.dumps({"text": t, **p}) for t, p in zip(items, predictions, strict=True)]
+        rows = [{"text": t, **p} for t, p in zip(items, clf.predict(items, contexts, cfg.batch_size), strict=True)]
+    if cfg.explain:
+        for row, why in zip(rows, clf.explain(items, contexts), strict=True):
+            row["explanations"] = why["explanations"]
+    lines = [json.dumps(row) for row in rows]
     if cfg.out is None:
-        typer.echo("\n".join(rows))
+        typer.echo("\n".join(lines))
     else:
-        cfg.out.write_text("\n".join(rows) + "\n", encoding="utf-8")
-        typer.echo(f"wrote {len(rows)} predictions to {cfg.out}")
+        cfg.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
+        typer.echo(f"wrote {len(lines)} predictions to {cfg.out}")
+
+
+@app.command()
+@config_options(aliases=OUTPUT_ALIAS)
+def export(cfg: ExportConfig) -> None:
+    """Export a model folder to ONNX for onnxruntime (`predict --model OUT` runs it without torch)."""
+    from emopillars.distill.export import export_onnx
+
+    summary = export_onnx(cfg.model, cfg.out, cfg.quantize)
+    size = summary["onnx_bytes"] / 2**20
+    typer.echo(f"exported {cfg.model} -> {cfg.out} ({summary['quantize'] or 'fp32'}, {size:.1f} MB)")
+
+
+@app.command()
+@config_options()
+def demo(cfg: DemoConfig) -> None:
+    """A local web page: classify a sentence (scores, labels, word attributions) and browse a synth corpus."""
+    from emopillars.demo import launch
+
+    launch(cfg.model, cfg.data, cfg.host, cfg.port)
 
 
 @app.command()

@@ -1,10 +1,14 @@
-"""Batched prediction: `EmotionClassifier.predict` against `transformers.pipeline("text-classification")`.
+"""Batched prediction: `EmotionClassifier.predict` (torch, and exported ONNX fp32 / int8 on onnxruntime)
+against `transformers.pipeline("text-classification")`, plus the start-up of a one-sentence `predict`.
 
 Same model folder, same texts (default 2,000 of 1-4 sentences from the bundled corpus, so lengths
-vary as real inputs do), same batch size and token limit. Each side runs in its own fresh process
+vary as real inputs do), same batch size and token limit. Each row runs in its own fresh process
 so its peak memory is its own: peak RSS on the CPU (and the increase over the loaded model), peak
-allocated CUDA memory on a GPU. Prints a table; the last line is JSON with `ratio_vs_pipeline`
-(texts/s, ours over the pipeline; target >= 1.0) and `texts_per_s`.
+allocated CUDA memory on a GPU (ONNX rows run on the CPU). The ONNX folders come from
+`emopillars export` of the same model. "predict s" is the wall time of the command
+`emopillars predict --model DIR "one sentence"` (process start to exit: imports, load, one text).
+Prints a table; the last line is JSON with `ratio_vs_pipeline` (torch texts/s over the pipeline;
+target >= 1.0), `onnx_int8_ratio_vs_pipeline` (target >= 2.5 on the CPU) and the figures of every row.
 
     python scripts/bench_predict.py [--model DIR] [--n 2000] [--batch-size 64] [--max-length 128]
 
@@ -18,6 +22,7 @@ import json
 import multiprocessing as mp
 import re
 import resource
+import subprocess
 import sys
 import tempfile
 import time
@@ -36,8 +41,10 @@ def make_texts(n: int) -> list[str]:
 
 
 def _rss_mb() -> float:
-    # ru_maxrss is in KiB on Linux: the peak resident set of this process so far.
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    # VmHWM: the peak resident set of this address space. Not ru_maxrss, which survives exec: a spawned
+    # child would report the parent's peak (measured: every row read 1,364 MB, the exporting parent's).
+    with open("/proc/self/status") as fh:
+        return next(int(line.split()[1]) for line in fh if line.startswith("VmHWM:")) / 1024
 
 
 def _current_rss_mb() -> float:
@@ -46,35 +53,38 @@ def _current_rss_mb() -> float:
 
 
 def _run(method: str, model: str, texts: list[str], batch_size: int, max_length: int, queue: mp.Queue) -> None:
-    """One side of the benchmark in a fresh process: load, warm up, time, report peaks."""
-    import torch
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    if method == "emopillars":
-        from emopillars.distill.classifier import EmotionClassifier
-
-        clf = EmotionClassifier.from_pretrained(model, device=device)
-        clf.max_length = max_length
-
-        def predict(items: list[str]) -> list:
-            return clf.predict(items, batch_size=batch_size)
-
-    else:
+    """One row of the benchmark in a fresh process: load, warm up, time, report peaks."""
+    if method == "pipeline":
+        import torch
         from transformers import pipeline
 
+        device = "cuda" if torch.cuda.is_available() else "cpu"
         pipe = pipeline("text-classification", model=model, top_k=None, device=device)
 
         def predict(items: list[str]) -> list:
             return pipe(items, batch_size=batch_size, truncation=True, max_length=max_length)
 
+    else:  # torch, onnx-fp32, onnx-int8: `model` is the matching folder
+        from emopillars.distill.classifier import EmotionClassifier
+
+        clf = EmotionClassifier.from_pretrained(model)
+        clf.max_length = max_length
+        device = "cpu" if clf.backend == "onnx" else str(next(clf.model.parameters()).device.type)
+
+        def predict(items: list[str]) -> list:
+            return clf.predict(items, batch_size=batch_size)
+
+    cuda = device == "cuda"
+    if cuda:
+        import torch
     predict(texts[:batch_size])  # warm-up: lazy inits, allocator
     loaded_mb = _current_rss_mb()
-    if device == "cuda":
+    if cuda:
         torch.cuda.synchronize()
         torch.cuda.reset_peak_memory_stats()
     start = time.perf_counter()
     out = predict(texts)
-    if device == "cuda":
+    if cuda:
         torch.cuda.synchronize()
     seconds = time.perf_counter() - start
     assert len(out) == len(texts)
@@ -86,9 +96,17 @@ def _run(method: str, model: str, texts: list[str], batch_size: int, max_length:
             "texts_per_s": len(texts) / seconds,
             "peak_rss_mb": _rss_mb(),
             "rss_increase_mb": _rss_mb() - loaded_mb,
-            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if device == "cuda" else None,
+            "peak_cuda_mb": torch.cuda.max_memory_allocated() / 2**20 if cuda else None,
         }
     )
+
+
+def predict_startup(model: str) -> float:
+    """Wall seconds of `emopillars predict --model MODEL "one sentence"` in a new process."""
+    start = time.perf_counter()
+    cmd = [sys.executable, "-m", "emopillars.cli", "predict", "--model", model, "What a lovely surprise!"]
+    subprocess.run(cmd, check=True, capture_output=True)
+    return time.perf_counter() - start
 
 
 def measure(method: str, model: str, texts: list[str], batch_size: int, max_length: int) -> dict:
@@ -115,6 +133,14 @@ def default_model(folder: Path) -> str:
     return str(folder)
 
 
+ROWS = {
+    "torch": "emopillars EmotionClassifier.predict (torch)",
+    "pipeline": 'transformers.pipeline("text-classification")',
+    "onnx-fp32": "emopillars ONNX fp32 (onnxruntime)",
+    "onnx-int8": "emopillars ONNX int8 (onnxruntime)",
+}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder (default: a 28-label MiniLM classifier)")
@@ -122,28 +148,45 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=128)
     args = parser.parse_args()
+    from emopillars.distill.export import export_onnx
+
     texts = make_texts(args.n)
     with tempfile.TemporaryDirectory() as tmp:
         model = args.model or default_model(Path(tmp) / "model")
-        ours = measure("emopillars", model, texts, args.batch_size, args.max_length)
-        base = measure("pipeline", model, texts, args.batch_size, args.max_length)
-    rows = [("emopillars EmotionClassifier.predict", ours), ('transformers.pipeline("text-classification")', base)]
-    print(f"{args.n} texts, batch {args.batch_size}, max_length {args.max_length}, device {ours['device']}")
-    print(f"{'method':<46}{'texts/s':>10}{'seconds':>10}{'peak RSS MB':>13}{'RSS +MB':>10}{'peak CUDA MB':>14}")
-    for name, r in rows:
+        folders = {"torch": model, "pipeline": model}
+        for kind, quantize in (("onnx-fp32", None), ("onnx-int8", "int8")):
+            folders[kind] = export_onnx(model, Path(tmp) / kind, quantize)["out"]
+        results = {k: measure(k, folders[k], texts, args.batch_size, args.max_length) for k in ROWS}
+        for k in ("torch", "onnx-fp32", "onnx-int8"):
+            results[k]["predict_s"] = predict_startup(folders[k])
+    base = results["pipeline"]
+    print(f"{args.n} texts, batch {args.batch_size}, max_length {args.max_length}, device {results['torch']['device']}")
+    head = f"{'method':<46}{'texts/s':>10}{'seconds':>10}{'peak RSS MB':>13}{'RSS +MB':>10}{'peak CUDA MB':>14}"
+    print(head + f"{'predict s':>11}")
+    for k, name in ROWS.items():
+        r = results[k]
         cuda = f"{r['peak_cuda_mb']:.0f}" if r["peak_cuda_mb"] is not None else "-"
+        startup = f"{r['predict_s']:.2f}" if "predict_s" in r else "-"
         print(
             f"{name:<46}{r['texts_per_s']:>10.1f}{r['seconds']:>10.2f}{r['peak_rss_mb']:>13.0f}"
-            f"{r['rss_increase_mb']:>10.0f}{cuda:>14}"
+            f"{r['rss_increase_mb']:>10.0f}{cuda:>14}{startup:>11}"
         )
+    ours = results["torch"]
     summary = {
         "ratio_vs_pipeline": round(ours["texts_per_s"] / base["texts_per_s"], 3),
+        "onnx_int8_ratio_vs_pipeline": round(results["onnx-int8"]["texts_per_s"] / base["texts_per_s"], 3),
+        "onnx_fp32_ratio_vs_pipeline": round(results["onnx-fp32"]["texts_per_s"] / base["texts_per_s"], 3),
         "texts_per_s": round(ours["texts_per_s"], 1),
         "pipeline_texts_per_s": round(base["texts_per_s"], 1),
+        "onnx_fp32_texts_per_s": round(results["onnx-fp32"]["texts_per_s"], 1),
+        "onnx_int8_texts_per_s": round(results["onnx-int8"]["texts_per_s"], 1),
         "peak_rss_mb": round(ours["peak_rss_mb"]),
         "pipeline_peak_rss_mb": round(base["peak_rss_mb"]),
+        "onnx_fp32_peak_rss_mb": round(results["onnx-fp32"]["peak_rss_mb"]),
+        "onnx_int8_peak_rss_mb": round(results["onnx-int8"]["peak_rss_mb"]),
         "peak_cuda_mb": ours["peak_cuda_mb"] and round(ours["peak_cuda_mb"]),
         "pipeline_peak_cuda_mb": base["peak_cuda_mb"] and round(base["peak_cuda_mb"]),
+        "predict_startup_s": {k: round(results[k]["predict_s"], 2) for k in ("torch", "onnx-fp32", "onnx-int8")},
         "n_texts": args.n,
         "batch_size": args.batch_size,
         "device": ours["device"],

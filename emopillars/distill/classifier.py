@@ -6,13 +6,18 @@ Public API (stable):
         labels: scores at or above each label's tuned threshold (multi_label), or the argmax
         (single_label); scores: every label's probability (sigmoid or softmax).
     clf.predict_proba(texts, contexts=None) -> np.ndarray (N, L)
+    clf.explain(texts, contexts=None, label=None) -> list[{"text", "context", "explanations": [...]}]
+        Integrated Gradients word attributions (see `distill/explain.py`); torch models only.
     clf.save_pretrained(path)
     clf.predict_pipeline(texts, contexts=None) -> list[list[{"label", "score"}]]  # transformers' shape
-    clf.labels, clf.thresholds (np.ndarray (L,)), clf.mode, clf.problem_type, clf.model, clf.tokenizer
+    clf.labels, clf.thresholds (np.ndarray (L,)), clf.mode, clf.problem_type, clf.model, clf.tokenizer,
+    clf.backend ("torch" | "onnx")
 
 The folder is a plain `save_pretrained` one: `transformers.pipeline("text-classification",
 model=path, top_k=None)` loads it; `config.emopillars` holds mode, problem_type, thresholds and
-max_length (thresholds also in thresholds.json).
+max_length (thresholds also in thresholds.json). A folder written by `emopillars export` holds
+`model.onnx` instead of weights and runs on onnxruntime (`distill/onnx_model.py`): no torch model is
+loaded, and `clf.model` / `clf.tokenizer` are an `OnnxModel` and a `tokenizers.Tokenizer`.
 """
 
 from __future__ import annotations
@@ -54,18 +59,26 @@ class EmotionClassifier:
     def from_pretrained(
         cls, path: str | Path, device: str | None = None, revision: str | None = None
     ) -> EmotionClassifier:
-        """Load a model folder written by `save_pretrained`, or a Hub id (`org/name[@revision]`) through
-        huggingface_hub's cache (any HF sequence classifier works: thresholds 0.5)."""
-        import torch
-        from transformers import AutoModelForSequenceClassification, AutoTokenizer
-
+        """Load a model folder written by `save_pretrained` or `emopillars export` (runs on onnxruntime; `device`
+        is ignored), or a Hub id (`org/name[@revision]`) through huggingface_hub's cache (any HF sequence
+        classifier works: thresholds 0.5)."""
+        from emopillars.distill.onnx_model import ONNX_FILE
         from emopillars.hub import resolve_model
 
         folder = resolve_model(path, revision)
-        model = AutoModelForSequenceClassification.from_pretrained(folder)
-        model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
-        tokenizer = AutoTokenizer.from_pretrained(folder)
-        meta = getattr(model.config, "emopillars", None) or {}
+        if (folder / ONNX_FILE).is_file():
+            from emopillars.distill.onnx_model import OnnxModel
+
+            model = OnnxModel(folder)
+            tokenizer = model.tokenizer
+        else:
+            import torch
+            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+
+            model = AutoModelForSequenceClassification.from_pretrained(folder)
+            model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        meta = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("emopillars") or {}
         thresholds = meta.get("thresholds")
         if thresholds is None and (folder / "thresholds.json").is_file():
             thresholds = json.loads((folder / "thresholds.json").read_text(encoding="utf-8"))
@@ -75,8 +88,23 @@ class EmotionClassifier:
         clf.path = folder
         return clf
 
+    @property
+    def backend(self) -> str:
+        """Which runtime runs the model: "torch" (transformers) or "onnx" (an exported folder)."""
+        from emopillars.distill.onnx_model import OnnxModel
+
+        return "onnx" if isinstance(self.model, OnnxModel) else "torch"
+
     def save_pretrained(self, path: str | Path) -> None:
         """A standard folder (weights, config with `emopillars` metadata, tokenizer) plus thresholds.json."""
+        if self.backend == "onnx":
+            raise EmopillarsError("an exported ONNX classifier is already a folder; copy it instead of saving it")
+        self.save_metadata(path)
+        self.model.save_pretrained(path)
+
+    def save_metadata(self, path: str | Path, **extra: Any) -> None:
+        """Everything but the weights: config.json (with the `emopillars` block plus `extra`), tokenizer,
+        thresholds.json. `save_pretrained` adds the weights; `emopillars export` an ONNX graph."""
         folder = Path(path)
         folder.mkdir(parents=True, exist_ok=True)
         thresholds = {name: round(float(t), 4) for name, t in zip(self.labels, self.thresholds, strict=True)}
@@ -85,18 +113,14 @@ class EmotionClassifier:
             "problem_type": self.problem_type,
             "max_length": self.max_length,
             "thresholds": thresholds,
+            **extra,
         }
-        self.model.save_pretrained(folder)
+        self.model.config.save_pretrained(folder)
         self.tokenizer.save_pretrained(folder)
         (folder / "thresholds.json").write_text(json.dumps(thresholds, indent=2) + "\n", encoding="utf-8")
 
-    def predict_proba(
-        self, texts: str | list[str], contexts: str | list[str] | None = None, batch_size: int = 64
-    ) -> np.ndarray:
-        """Probabilities (N, L): sigmoid per label (multi_label) or softmax (single_label)."""
-        from emopillars.distill.metrics import probabilities
-        from emopillars.distill.model import predict_logits
-
+    def _inputs(self, texts: str | list[str], contexts: str | list[str] | None) -> tuple[list[str], list[str] | None]:
+        """Texts as a list and contexts as a matching list (or None), checked against the model's mode."""
         texts = [texts] if isinstance(texts, str) else list(texts)
         if isinstance(contexts, str):
             contexts = [contexts] * len(texts)
@@ -105,7 +129,21 @@ class EmotionClassifier:
                 raise EmopillarsError("this model was trained without context (mode contextless); drop the context")
             if len(contexts) != len(texts):
                 raise EmopillarsError(f"got {len(texts)} texts but {len(contexts)} contexts")
-        logits = predict_logits(self.model, self.tokenizer, texts, contexts, self.max_length, batch_size)
+        return texts, contexts
+
+    def predict_proba(
+        self, texts: str | list[str], contexts: str | list[str] | None = None, batch_size: int = 64
+    ) -> np.ndarray:
+        """Probabilities (N, L): sigmoid per label (multi_label) or softmax (single_label)."""
+        from emopillars.distill.metrics import probabilities
+
+        texts, contexts = self._inputs(texts, contexts)
+        if self.backend == "onnx":
+            logits = self.model.predict_logits(texts, contexts, self.max_length, batch_size)
+        else:
+            from emopillars.distill.model import predict_logits
+
+            logits = predict_logits(self.model, self.tokenizer, texts, contexts, self.max_length, batch_size)
         return probabilities(logits, self.problem_type == "single_label")
 
     def predict(
@@ -134,3 +172,20 @@ class EmotionClassifier:
             [{"label": self.labels[j], "score": float(row[j])} for j in np.argsort(-row, kind="stable")]
             for row in scores
         ]
+
+    def explain(
+        self,
+        texts: str | list[str],
+        contexts: str | list[str] | None = None,
+        label: str | None = None,
+        steps: int = 128,
+    ) -> list[dict[str, Any]]:
+        """Word attributions for the predicted labels (or `label`) of each text: see `distill/explain.py`."""
+        from emopillars.distill.explain import explain
+
+        if self.backend == "onnx":
+            raise EmopillarsError("explanations need the torch model: use the folder the export was made from")
+        if label is not None and label not in self.labels:
+            raise EmopillarsError(f"unknown label {label!r}; the model's labels are {list(self.labels)}")
+        texts, contexts = self._inputs(texts, contexts)
+        return explain(self, texts, contexts, label, steps)

@@ -120,3 +120,28 @@ class PredictConfig(StrictModel):
         description="emopillars: {text, labels, scores}; pipeline: [{label, score}] per text, highest first, "
         "as transformers' text-classification pipeline with top_k=None.",
     )
+    explain: bool = Field(False, description="Add word attributions (Integrated Gradients) for the predicted labels.")
+
+    @model_validator(mode="after")
+    def _explain_needs_objects(self) -> PredictConfig:
+        if self.explain and self.format == "pipeline":
+            raise ValueError("--explain adds `explanations` to the emopillars format; drop --format pipeline")
+        return self
+
+
+class ExportConfig(StrictModel):
+    """Every option of `emopillars export`."""
+
+    model: Path = Field(Path("runs/train"), description="Model folder written by `emopillars train` or `finetune`.")
+    out: Path = Field(Path("runs/onnx"), description="Folder for the exported model.")
+    format: Literal["onnx"] = Field("onnx", description="Export format (onnxruntime).")
+    quantize: Literal["int8"] | None = Field(None, description="int8: dynamically quantized weights.")
+
+
+class DemoConfig(StrictModel):
+    """Every option of `emopillars demo`."""
+
+    model: str | None = Field(None, description="Model folder (torch or exported ONNX) for the Classify tab.")
+    data: str | None = Field(None, description="A `synth` output folder for the Corpus tab.")
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the page to the network.")
+    port: int = Field(7860, ge=1, le=65535, description="Port to serve on.")

@@ -16,6 +16,7 @@ Public API (stable; the downstream fine-tuning reuses it):
     pair_context(context, character_description) -> str   # the second segment in contextual mode
     encode(tokenizer, texts, contexts, max_length) -> list[dict]   # token ids per row, no padding
     Collator(pad_id)(features) -> dict[str, Tensor]               # dynamic padding
+    length_order(lengths, batch_size) -> list[index array]        # inference batches, longest first
     length_grouped_batches(lengths, batch_size, seed, weights=None) -> list[list[int]]
 
 A `Split` holds `texts`, `contexts` (None in contextless mode), `targets` (N, L) float32 soft
@@ -449,6 +450,12 @@ class Collator:
             pad = self.pad_id if key == "input_ids" else 0
             batch[key] = torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows], dtype=torch.long)
         return batch
+
+
+def length_order(lengths: list[int], batch_size: int) -> list[np.ndarray]:
+    """Row indices in inference batches, longest first: rows of similar length waste little padding."""
+    order = np.argsort([-n for n in lengths], kind="stable")
+    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
 
 
 def length_grouped_batches(

@@ -12,14 +12,6 @@ from __future__ import annotations
 import warnings
 
 import numpy as np
-from sklearn.exceptions import UndefinedMetricWarning
-from sklearn.metrics import (
-    accuracy_score,
-    f1_score,
-    hamming_loss,
-    precision_recall_fscore_support,
-    roc_auc_score,
-)
 
 
 def probabilities(logits: np.ndarray, single_label: bool = False) -> np.ndarray:
@@ -48,6 +40,16 @@ def compute_metrics(
 ) -> dict:
     """macro/micro/weighted F1, ROC-AUC (macro over labels with both classes), Hamming loss, subset
     accuracy (plus `accuracy` for single-label) and per-label precision/recall/F1/support."""
+    # Imported here: scikit-learn costs ~1 s, and `predict` needs only `probabilities`/`decide`.
+    from sklearn.exceptions import UndefinedMetricWarning
+    from sklearn.metrics import (
+        accuracy_score,
+        f1_score,
+        hamming_loss,
+        precision_recall_fscore_support,
+        roc_auc_score,
+    )
+
     y_true = np.asarray(y_true).astype(np.int8)
     pred = decide(scores, thresholds, single_label)
     with warnings.catch_warnings():

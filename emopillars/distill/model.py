@@ -110,20 +110,18 @@ def predict_logits(
 
     Rows are batched by length (less padding) and put back in order.
     """
-    from emopillars.distill.data import Collator, encode
+    from emopillars.distill.data import Collator, encode, length_order
 
     if not texts:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     rows = encode(tokenizer, texts, contexts, max_length)
-    order = np.argsort([-len(r["input_ids"]) for r in rows], kind="stable")
     collate = Collator(tokenizer.pad_token_id or 0)
     device = next(model.parameters()).device
     out = np.empty((len(rows), model.config.num_labels), dtype=np.float32)
     was_training = model.training
     model.eval()
     with torch.inference_mode(), torch.autocast(device.type, torch.bfloat16, enabled=device.type == "cuda"):
-        for start in range(0, len(rows), batch_size):
-            idx = order[start : start + batch_size]
+        for idx in length_order([len(r["input_ids"]) for r in rows], batch_size):
             batch = {k: v.to(device) for k, v in collate([rows[i] for i in idx]).items()}
             out[idx] = model(**batch).logits.float().cpu().numpy()
     model.train(was_training)
