@@ -25,7 +25,7 @@ log = logging.getLogger(__name__)
 
 Kind = Literal["model", "dataset"]
 # A trained model needs only these; weights of other frameworks or checkpoints are never fetched.
-MODEL_FILES = ["*.json", "*.safetensors", "*.txt", "*.model", "*.md", "*.png"]
+MODEL_FILES = ["*.json", "*.safetensors", "*.onnx", "*.txt", "*.model", "*.md", "*.png"]
 
 
 class HubOptions(StrictModel):
@@ -60,7 +60,7 @@ def detect_kind(folder: Path) -> Kind:
     """A model folder (config.json + weights) or a synth run folder (dataset/)."""
     if (folder / "dataset" / "dataset_dict.json").is_file():
         return "dataset"
-    if (folder / "config.json").is_file() and any(folder.glob("*.safetensors")):
+    if (folder / "config.json").is_file() and (any(folder.glob("*.safetensors")) or any(folder.glob("*.onnx"))):
         return "model"
     raise EmopillarsError(f"{folder} is neither a model folder (config.json + weights) nor a synth run (dataset/)")
 

@@ -11,15 +11,19 @@ from emopillars.records import Example
 from emopillars.taxonomy import LABELS
 
 
-def _example(n: int, mode: str, split: str, utterance: str, target: str, **extra: object) -> dict:
+def _example(n: int, mode: str, split: str, utterance: str, target: str, v1: bool = False, **v2: object) -> dict:
     soft = dict.fromkeys(LABELS, 0.0) | {target: 0.8, "neutral": 0.1}
     row = Example(
         id=f"ex{n}", mode=mode, split=split, passage_id=f"p{n % 2}", character="Mara",
         character_description="Mara, a lighthouse keeper", utterance=utterance, target_emotion=target,
         context="The storm took the boat while Mara watched from the tower." if mode == "contextual" else None,
         soft_labels=soft, labels=[target], source_id=None,
+        **({"expressiveness": "implicit", "primary_emotion": target, "label_agreement": None, "explication": ""} | v2),
     ).model_dump()  # fmt: skip
-    return row | extra  # synth v2 adds expressiveness, explication, primary_emotion, label_agreement
+    if v1:  # a corpus written before synth v2 has none of its fields; the demo must still show it
+        for key in ("expressiveness", "primary_emotion", "label_agreement", "explication"):
+            del row[key]
+    return row
 
 
 EXAMPLES = [
@@ -28,7 +32,7 @@ EXAMPLES = [
     _example(1, "contextless", "train", "I keep seeing the boat go under.", "grief", expressiveness="subtle",
              explication="A loss replayed over and over.", primary_emotion="grief", label_agreement=0.6),
     _example(2, "contextual", "validation", "The lamp is lit, right on time!", "pride", expressiveness="explicit"),
-    _example(3, "contextless", "test", "Thank you for staying with me tonight.", "gratitude"),  # a v1 row
+    _example(3, "contextless", "test", "Thank you for staying with me tonight.", "gratitude", v1=True),
     _example(4, "contextual", "train", "Who left this letter at my door?", "curiosity", expressiveness="subtle",
              explication="Wondering who came by.", primary_emotion="curiosity", label_agreement=1.0),
 ]  # fmt: skip
