@@ -73,14 +73,18 @@ def test_predict_on_onnx_loads_neither_torch_nor_transformers(exported: dict[str
 
 
 def test_export_errors_name_the_fault(planted_model: Path, exported: dict[str, Path], tmp_path: Path) -> None:
-    cases = [
-        (["--model", str(planted_model), "--quantize", "int4"], "--quantize 'int4' is not supported"),
-        (["--model", str(planted_model), "--format", "tflite"], "--format 'tflite' is not supported"),
-        (["--model", str(exported["fp32"])], "already an exported ONNX folder"),
-        (["--model", str(tmp_path / "none")], "model folder not found"),
-    ]
-    for args, message in cases:
-        result = runner.invoke(app, ["export", *args, "--out", str(tmp_path / "out")])
+    for args, message in [  # option values are usage errors (exit 2), as for every command
+        (["--quantize", "int4"], "Invalid value for '--quantize'"),
+        (["--format", "tflite"], "Invalid value for '--format'"),
+    ]:
+        result = runner.invoke(app, ["export", "--model", str(planted_model), *args, "--out", str(tmp_path / "out")])
+        assert result.exit_code == 2 and message in result.output, result.output
+    for model, message in [
+        (exported["fp32"], "already an exported ONNX folder"),
+        (tmp_path / "none", "model folder not found"),
+    ]:
+        result = runner.invoke(app, ["export", "--model", str(model), "--out", str(tmp_path / "out")])
         assert isinstance(result.exception, EmopillarsError) and message in str(result.exception), result.output
+    assert not (tmp_path / "out").exists()
     with pytest.raises(EmopillarsError, match="explanations need the torch model"):
         EmotionClassifier.from_pretrained(exported["fp32"]).explain("hello")
