@@ -81,10 +81,12 @@ def cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
     return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
 
 
-def save_best(run_dir: Path | None, best: dict[str, torch.Tensor], parts: Parts) -> None:
+def save_best(run_dir: Path | None, best: dict[str, torch.Tensor], parts: Parts) -> dict[str, torch.Tensor]:
+    """`best` to `run_dir/best.pt` (the main process only); returns `best`."""
     if run_dir is not None and parts.accelerator.is_main_process:
         run_dir.mkdir(parents=True, exist_ok=True)
         save_atomic(best, run_dir / "best.pt")
+    return best
 
 
 def save_checkpoint(run_dir: Path | None, parts: Parts, state: FitState, cfg: TrainConfig) -> None:

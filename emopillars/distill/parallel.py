@@ -8,6 +8,7 @@ from hanging: every process takes the same number of steps (`batching.shard_batc
 from __future__ import annotations
 
 import json
+import logging
 import os
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -23,6 +24,8 @@ if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
     from emopillars.distill.data import Split
+
+log = logging.getLogger(__name__)
 
 
 def cpu_launch() -> bool:
@@ -86,6 +89,13 @@ def teacher_logits(teacher: EmotionClassifier, split: Split, batch_size: int, ac
     logits = predict_logits(teacher.model, teacher.tokenizer, part.texts, contexts, teacher.max_length, batch_size)
     if step == 1:
         return logits
+    log.info(
+        "process %d of %d: the teacher's logits of %d of %d rows",
+        accelerator.process_index,
+        step,
+        len(part),
+        len(split),
+    )
     out = np.empty((len(split), logits.shape[1]), dtype=np.float32)
     for rank, shard in enumerate(gather_object([logits])):
         out[rank::step] = shard

@@ -3,12 +3,11 @@
 Public API (stable; `emopillars finetune` reuses it, no second trainer):
     train(cfg: TrainConfig, data=None, head_init: HeadInit | None = None) -> TrainResult
         The whole `emopillars train`: load data (unless given as `Splits` or a `datasets.Dataset`/
-        `DatasetDict`), build the model (optionally with
-        the caller's initial classifier rows), run the rounds (KD from `cfg.teacher`, pseudo-labels
-        from `cfg.unlabeled`), tune thresholds on validation, evaluate validation and test, and
-        write the model folder `cfg.out` (save_pretrained + thresholds.json, metrics.json,
-        config.json, README.md, plots; `--report-to` trackers under out/runs). Returns a `TrainResult`
-        (the folder, its files and the metrics report that metrics.json holds).
+        `DatasetDict`), build the model (optionally with the caller's initial classifier rows), run
+        the rounds (KD from `cfg.teacher`, pseudo-labels from `cfg.unlabeled`), tune thresholds on
+        validation, evaluate validation and test, and write the model folder `cfg.out`
+        (save_pretrained + thresholds.json, metrics.json, config.json, README.md, plots;
+        `--report-to` trackers under out/runs). Returns a `TrainResult`.
     fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
@@ -176,9 +175,7 @@ def _evaluate_step(
     log.info("step %d: loss %.4f, val macro-F1 %.4f", state.step, state.history[-1]["loss"], metrics["macro_f1"])
     if metrics["macro_f1"] > state.best:
         state.best, state.best_step, state.bad = metrics["macro_f1"], state.step, 0
-        best = cpu_state(parts.model)
-        save_best(run_dir, best, parts)
-        return best
+        return save_best(run_dir, cpu_state(parts.model), parts)
     state.bad += 1
     if cfg.patience and state.bad >= cfg.patience:
         state.stopped = "early_stopping"
@@ -267,6 +264,10 @@ def fit(
             state.epoch, state.chunk = state.epoch + 1, 0
     bar.close()
     accelerator.end_training()  # flushes and closes the trackers
+    if accelerator.num_processes > 1:
+        log.info(
+            "process %d of %d: %d optimizer steps", accelerator.process_index, accelerator.num_processes, state.step
+        )
     if best_state is not None:
         raw.load_state_dict(best_state)
     return FitResult(
@@ -346,7 +347,6 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
     Returns:
         A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
     """
-
     from emopillars.config import save_config
     from emopillars.distill.card import write_card
     from emopillars.distill.plots import plot_per_label_f1, plot_training
