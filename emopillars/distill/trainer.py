@@ -11,9 +11,7 @@ Public API (stable; `emopillars finetune` reuses it, no second trainer):
     fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
-    predict_logits(model, tokenizer, texts, contexts, max_length, batch_size) -> np.ndarray (N, L)
-        The one inference path: training evaluation, `EmotionClassifier` and metrics all use it,
-        so test metrics equal what `emopillars predict` prints.
+    predict_logits(...) -> np.ndarray (N, L): re-exported from `model`, the one inference path.
 
     HeadInit = tuple[Tensor (L, H) weight, Tensor (L,) bias]: rows of the new classifier, e.g.
     averaged rows of a 28-label emopillars model mapped onto a downstream label set.
@@ -23,9 +21,6 @@ Devices: `accelerate` places the model (bf16 autocast on GPUs that support it). 
 equal share of every epoch's batches (`batching.shard_batches`), the teacher's logits are computed
 once per row across the processes, the main process evaluates and shares the result, and only it
 writes files. A launch of several processes on a machine without GPUs runs on the CPUs over gloo.
-
-Evaluation helpers live in `emopillars.distill.metrics` (compute_metrics(y_true, scores,
-thresholds, labels, single_label)) and `emopillars.distill.thresholds` (tune_thresholds).
 """
 
 from __future__ import annotations
@@ -161,6 +156,14 @@ def _step(
     return dict(zip(sums, means.tolist(), strict=True))
 
 
+def _check_finite(loss: float, step: int, run_dir: Path | None) -> None:
+    """Stop on a NaN/inf loss before the optimizer spreads it into the weights (every process sees the same mean)."""
+    if not math.isfinite(loss):
+        saved = run_dir is not None and (run_dir / "state.pt").is_file()
+        kept = f"; the last good checkpoint is kept in {run_dir}" if saved else ""
+        raise EmopillarsError(f"training loss became {loss} at step {step} (try a lower --lr){kept}")
+
+
 def _evaluate_step(
     cfg: TrainConfig, tokenizer: Any, validation: Split, parts: Parts, state: FitState, run_dir: Path | None
 ) -> dict[str, torch.Tensor] | None:
@@ -234,13 +237,7 @@ def fit(
             lr = scheduler.get_last_lr()[0]
             terms = _step(model, objective, head, [collate([rows[i] for i in mb]) for mb in chunk], accelerator)
             loss = sum(terms.values())
-            if not math.isfinite(loss):
-                kept = (
-                    f"; the last good checkpoint is kept in {run_dir}"
-                    if run_dir and (run_dir / "state.pt").is_file()
-                    else ""
-                )
-                raise EmopillarsError(f"training loss became {loss} at step {state.step + 1} (try a lower --lr){kept}")
+            _check_finite(loss, state.step + 1, run_dir)
             if cfg.clip_grad > 0:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             optimizer.step()
@@ -263,11 +260,10 @@ def fit(
         else:
             state.epoch, state.chunk = state.epoch + 1, 0
     bar.close()
-    accelerator.end_training()  # flushes and closes the trackers
-    if accelerator.num_processes > 1:
-        log.info(
-            "process %d of %d: %d optimizer steps", accelerator.process_index, accelerator.num_processes, state.step
-        )
+    for tracker in accelerator.trackers:  # not end_training(): it ends the process group the next round needs
+        tracker.finish()
+    if (processes := accelerator.num_processes) > 1:
+        log.info("process %d of %d: %d optimizer steps", accelerator.process_index, processes, state.step)
     if best_state is not None:
         raw.load_state_dict(best_state)
     return FitResult(
@@ -292,6 +288,7 @@ class TrainResult:
 
     out: Path  # the save_pretrained folder (model, tokenizer, thresholds.json, README.md, plots)
     report: dict[str, Any]
+    main_process: bool = True  # False in the other processes of a multi-process launch: they wrote nothing
 
     @property
     def metrics_file(self) -> Path:
@@ -336,6 +333,20 @@ def _as_splits(data: Any, cfg: TrainConfig) -> Splits:
     return build_splits(records_from_dataset(data, cfg), cfg, where=f"in-memory {type(data).__name__}")
 
 
+def _write_folder(cfg: TrainConfig, clf: EmotionClassifier, report: dict[str, Any], out: Path) -> None:
+    """The model folder: weights and tokenizer, settings, metrics, plots and card."""
+    from emopillars.config import save_config
+    from emopillars.distill.card import write_card
+    from emopillars.distill.plots import plot_per_label_f1, plot_training
+
+    clf.save_pretrained(out)
+    save_config(cfg, out / "train_config.json")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_training(report["history"], report["evals"], out / "training_curves.png")
+    plot_per_label_f1(report["validation"], report["test"], out / "per_label_f1.png")
+    write_card(cfg, report, out / "README.md")
+
+
 def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None) -> TrainResult:
     """Run `emopillars train` (see module docstring).
 
@@ -347,9 +358,6 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
     Returns:
         A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
     """
-    from emopillars.config import save_config
-    from emopillars.distill.card import write_card
-    from emopillars.distill.plots import plot_per_label_f1, plot_training
     from emopillars.distill.rounds import load_teacher, run_rounds
 
     out = Path(cfg.out)
@@ -359,13 +367,12 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
         teacher = load_teacher(cfg, processes.device) if cfg.teacher else None
         started = time.perf_counter()
         clf, result, rounds = run_rounds(cfg, data, teacher, head_init, out)
-        single = not cfg.multi_label
         val, _ = evaluate(clf.model, clf.tokenizer, data.validation, cfg, clf.thresholds)
         test = None
         if len(data.test):
             # Through the classifier: the same path and thresholds as `emopillars predict`.
             scores = clf.predict_proba(data.test.texts, data.test.contexts, cfg.eval_batch_size)
-            test = compute_metrics(data.test.gold, scores, clf.thresholds, cfg.labels, single)
+            test = compute_metrics(data.test.gold, scores, clf.thresholds, cfg.labels, not cfg.multi_label)
         report: dict[str, Any] = {
             "validation": val,
             "test": test,
@@ -385,14 +392,9 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
         }
         if cfg.rounds > 1:
             report["rounds"] = rounds
-        if not processes.is_main_process:
-            return TrainResult(out, report)
-        clf.save_pretrained(out)
-        save_config(cfg, out / "train_config.json")
-        (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-        plot_training(result.history, result.evals, out / "training_curves.png")
-        plot_per_label_f1(val, test, out / "per_label_f1.png")
-        write_card(cfg, report, out / "README.md")
-    if not cfg.keep_checkpoints:
+        if processes.is_main_process:
+            _write_folder(cfg, clf, report, out)
+    processes.wait_for_everyone()  # the others return once the folder is complete (a push from any sees it all)
+    if processes.is_main_process and not cfg.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return TrainResult(out, report)
+    return TrainResult(out, report, processes.is_main_process)
