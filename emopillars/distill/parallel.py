@@ -29,11 +29,14 @@ log = logging.getLogger(__name__)
 
 
 def cpu_launch() -> bool:
-    """Several processes launched on a machine without GPUs: they must run gloo on the CPUs.
+    """Whether accelerate must be told `cpu=True`: asked for (`accelerate launch --cpu`), or several processes
+    launched on a machine without GPUs, which must run gloo on the CPUs.
 
     accelerate picks multi-CPU only when told `cpu=True`; otherwise every process of a `torchrun`
     launch trains on all the data alone and they collide writing the same checkpoint.
     """
+    if os.environ.get("ACCELERATE_USE_CPU", "").lower() in {"1", "true", "yes"}:
+        return True  # as accelerate reads it; the state built first must agree with the Accelerator's
     return int(os.environ.get("WORLD_SIZE", "1")) > 1 and not torch.cuda.is_available()
 
 
