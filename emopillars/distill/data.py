@@ -1,4 +1,4 @@
-"""Reading labelled emotion data into splits, and turning splits into padded batches.
+"""Reading labelled emotion data into splits (token ids and batches: `emopillars.distill.batching`).
 
 Data preparation lives apart from training (as in nanoGPT): the trainer only takes `Splits`.
 
@@ -14,10 +14,6 @@ Public API (stable; the downstream fine-tuning reuses it):
         For callers that already parsed their dataset (hard label names per row).
     read_texts(path) -> (texts, contexts | None)    # .txt (one per line), .jsonl, .csv
     pair_context(context, character_description) -> str   # the second segment in contextual mode
-    encode(tokenizer, texts, contexts, max_length) -> list[dict]   # token ids per row, no padding
-    Collator(pad_id)(features) -> dict[str, Tensor]               # dynamic padding
-    length_order(lengths, batch_size) -> list[index array]        # inference batches, longest first
-    length_grouped_batches(lengths, batch_size, seed, weights=None) -> list[list[int]]
 
 A `Split` holds `texts`, `contexts` (None in contextless mode), `targets` (N, L) float32 soft
 targets (a distribution per row for single_label) and `gold` (N, L) int8 hard labels for metrics.
@@ -39,8 +35,6 @@ from emopillars.jsonl import json_objects
 from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
-    import torch
-
     from emopillars.distill.config import TrainConfig
 
 log = logging.getLogger(__name__)
@@ -412,72 +406,3 @@ def load_splits(cfg: TrainConfig) -> Splits:
     if not cfg.data:
         raise EmopillarsError("no training data: pass --data PATH (synth folder, .jsonl, .csv or HF dataset)")
     return build_splits(read_records(cfg.data, cfg), cfg, where=str(cfg.data))
-
-
-# --- batches -------------------------------------------------------------------------------------------
-
-
-def encode(tokenizer: Any, texts: list[str], contexts: list[str] | None, max_length: int) -> list[dict]:
-    """Token ids per row, unpadded. Pairs truncate the context side first."""
-    if contexts is None:
-        enc = tokenizer(texts, truncation=True, max_length=max_length)
-    else:
-        enc = tokenizer(texts, contexts, truncation="only_second", max_length=max_length)
-    rows = [{k: enc[k][i] for k in enc} for i in range(len(texts))]
-    if contexts is not None:  # an utterance longer than the limit alone: cut both sides instead
-        for i, row in enumerate(rows):
-            if len(row["input_ids"]) > max_length:
-                one = tokenizer(texts[i], contexts[i], truncation="longest_first", max_length=max_length)
-                rows[i] = {k: one[k] for k in one}
-    return rows
-
-
-class Collator:
-    """Pads a list of encoded rows to the longest in the batch (dynamic padding)."""
-
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
-
-    def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
-        import torch
-
-        width = max(len(r["input_ids"]) for r in rows)
-        batch: dict[str, torch.Tensor] = {}
-        for key in rows[0]:
-            if isinstance(rows[0][key], np.ndarray):  # float targets: labels, teacher_logits
-                batch[key] = torch.as_tensor(np.stack([r[key] for r in rows]))
-                continue
-            pad = self.pad_id if key == "input_ids" else 0
-            batch[key] = torch.tensor([r[key] + [pad] * (width - len(r[key])) for r in rows], dtype=torch.long)
-        return batch
-
-
-def length_order(lengths: list[int], batch_size: int) -> list[np.ndarray]:
-    """Row indices in inference batches, longest first: rows of similar length waste little padding."""
-    order = np.argsort([-n for n in lengths], kind="stable")
-    return [order[i : i + batch_size] for i in range(0, len(order), batch_size)]
-
-
-def length_grouped_batches(
-    lengths: list[int], batch_size: int, seed: int, weights: np.ndarray | None = None, group: bool = True
-) -> list[list[int]]:
-    """One epoch of batches: rows shuffled (or drawn by `weights`), sorted by length within mega-batches.
-
-    Sorting inside windows of 50 batches keeps randomness while cutting most padding
-    (the idea of transformers' LengthGroupedSampler).
-    """
-    rng = np.random.default_rng(seed)
-    n = len(lengths)
-    if weights is not None:
-        order = rng.choice(n, size=n, replace=True, p=weights / weights.sum())
-    else:
-        order = rng.permutation(n)
-    if group:
-        window = batch_size * 50
-        order = np.concatenate(
-            [sorted(order[i : i + window], key=lambda j: -lengths[j]) for i in range(0, n, window)]
-        ).astype(int)
-    batches = [order[i : i + batch_size].tolist() for i in range(0, n, batch_size)]
-    if group:
-        rng.shuffle(batches)
-    return batches

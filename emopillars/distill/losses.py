@@ -1,7 +1,10 @@
-"""Training objectives: small `nn.Module`s over logits (B, L) and soft targets (B, L).
+"""Training objectives: small `nn.Module` terms over logits (B, L) and soft targets (B, L).
 
-`build_loss(cfg, train)` composes them from a `TrainConfig`; the trainer sums the named terms
-it returns and logs each. Shapes: B rows, L labels, H hidden size.
+Every term declares `inputs`, the names of the step tensors it reads, in call order:
+`logits` (B, L), `targets` (B, L), `teacher_logits` (B, L) and `head` (L, H), the classifier rows.
+`build_objective(cfg, train, distil)` composes the terms a `TrainConfig` asks for into one
+`Objective`; the trainer calls it on every micro-batch and sums and logs the named terms it returns,
+so a new term touches this module and the config only. Shapes: B rows, L labels, H hidden size.
 """
 
 from __future__ import annotations
@@ -18,9 +21,22 @@ if TYPE_CHECKING:
     from emopillars.distill.data import Split
 
 
-def _smooth(targets: torch.Tensor, eps: float, classes: int = 2) -> torch.Tensor:
-    # Pull every target towards uniform by eps (Szegedy et al., 2016): t*(1-eps) + eps/classes.
-    return targets * (1.0 - eps) + eps / classes if eps else targets
+class LabelSmoothing(nn.Module):
+    """Pulls every target towards uniform by eps (Szegedy et al., 2016): t' = t * (1 - eps) + eps / classes.
+
+    Args:
+        eps: the smoothing share in [0, 1).
+        classes: 2 for per-label sigmoid targets; None for a distribution over the last axis (softmax).
+    """
+
+    def __init__(self, eps: float = 0.0, classes: int | None = 2) -> None:
+        super().__init__()
+        self.eps, self.classes = eps, classes
+
+    def forward(self, targets: torch.Tensor) -> torch.Tensor:
+        if not self.eps:
+            return targets
+        return targets * (1.0 - self.eps) + self.eps / (self.classes or targets.shape[-1])
 
 
 class SoftBCE(nn.Module):
@@ -33,13 +49,15 @@ class SoftBCE(nn.Module):
         label_smoothing: eps in t' = t * (1 - eps) + eps / 2.
     """
 
+    inputs = ("logits", "targets")
+
     def __init__(self, pos_weight: torch.Tensor | None = None, label_smoothing: float = 0.0) -> None:
         super().__init__()
         self.register_buffer("pos_weight", pos_weight)
-        self.label_smoothing = label_smoothing
+        self.smooth = LabelSmoothing(label_smoothing)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = _smooth(targets.to(logits.dtype), self.label_smoothing)
+        targets = self.smooth(targets.to(logits.dtype))
         return F.binary_cross_entropy_with_logits(logits, targets, pos_weight=self.pos_weight)
 
 
@@ -56,6 +74,8 @@ class FocalLoss(nn.Module):
         label_smoothing: as in `SoftBCE`.
     """
 
+    inputs = ("logits", "targets")
+
     def __init__(
         self,
         gamma: float = 2.0,
@@ -69,10 +89,10 @@ class FocalLoss(nn.Module):
         self.gamma = gamma
         self.register_buffer("alpha", alpha)
         self.register_buffer("pos_weight", pos_weight)
-        self.label_smoothing = label_smoothing
+        self.smooth = LabelSmoothing(label_smoothing)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = _smooth(targets.to(logits.dtype), self.label_smoothing)
+        targets = self.smooth(targets.to(logits.dtype))
         log_p, log_not_p = F.logsigmoid(logits), F.logsigmoid(-logits)  # stable log s(x), log(1 - s(x))
         p = log_p.exp()
         pos = targets * (1 - p).pow(self.gamma) * log_p
@@ -90,12 +110,14 @@ class SoftCrossEntropy(nn.Module):
     loss = -mean_b sum_j t'_bj log softmax(x_b)_j,  t' = t * (1 - eps) + eps / L.
     """
 
+    inputs = ("logits", "targets")
+
     def __init__(self, label_smoothing: float = 0.0) -> None:
         super().__init__()
-        self.label_smoothing = label_smoothing
+        self.smooth = LabelSmoothing(label_smoothing, classes=None)
 
     def forward(self, logits: torch.Tensor, targets: torch.Tensor) -> torch.Tensor:
-        targets = _smooth(targets.to(logits.dtype), self.label_smoothing, logits.shape[-1])
+        targets = self.smooth(targets.to(logits.dtype))
         return -(targets * F.log_softmax(logits, dim=-1)).sum(-1).mean()
 
 
@@ -127,6 +149,8 @@ class KnowledgeDistillation(nn.Module):
         multi_label: Bernoulli KL per label (sigmoid heads) or softmax KL (single-label heads).
     """
 
+    inputs = ("logits", "targets", "teacher_logits")
+
     def __init__(self, base: nn.Module, temperature: float = 2.0, weight: float = 0.5, multi_label: bool = True):
         super().__init__()
         if temperature <= 0 or not 0.0 <= weight <= 1.0:
@@ -149,6 +173,8 @@ class Orthogonality(nn.Module):
     Zero for mutually orthogonal (or opposed) rows, positive when any two labels share a direction.
     """
 
+    inputs = ("head",)
+
     def __init__(self, weight: float) -> None:
         super().__init__()
         self.weight = weight
@@ -170,12 +196,38 @@ def label_statistics(train: Split) -> tuple[torch.Tensor, torch.Tensor]:
     return torch.tensor(pos_weight, dtype=torch.float32), torch.tensor(alpha, dtype=torch.float32)
 
 
-def build_loss(cfg: TrainConfig, train: Split) -> nn.Module:
-    """The supervised loss `cfg` asks for (KD and orthogonality are added by the trainer)."""
+class Objective(nn.Module):
+    """The terms of one training run by name; called with every step tensor, it returns each term's value.
+
+    A term that returns named parts (KD: task and kd) contributes those names instead of its own.
+    """
+
+    def __init__(self, terms: dict[str, nn.Module]) -> None:
+        super().__init__()
+        self.terms = nn.ModuleDict(terms)
+
+    def forward(self, **step: torch.Tensor | None) -> dict[str, torch.Tensor]:
+        values: dict[str, torch.Tensor] = {}
+        for name, term in self.terms.items():
+            value = term(*(step[key] for key in term.inputs))
+            values.update(value if isinstance(value, dict) else {name: value})
+        return values
+
+
+def build_objective(cfg: TrainConfig, train: Split, distil: bool = False) -> Objective:
+    """Every term `cfg` asks for: the supervised loss (KD-wrapped when `distil`), then orthogonality."""
     if not cfg.multi_label:
-        return SoftCrossEntropy(cfg.label_smoothing)
-    pos_weight, alpha = label_statistics(train)
-    pw = pos_weight if cfg.pos_weight else None
-    if cfg.loss == "focal":
-        return FocalLoss(cfg.focal_gamma, alpha if cfg.focal_alpha else None, pw, cfg.label_smoothing)
-    return SoftBCE(pw, cfg.label_smoothing)
+        task: nn.Module = SoftCrossEntropy(cfg.label_smoothing)
+    else:
+        pos_weight, alpha = label_statistics(train)
+        pw = pos_weight if cfg.pos_weight else None
+        if cfg.loss == "focal":
+            task = FocalLoss(cfg.focal_gamma, alpha if cfg.focal_alpha else None, pw, cfg.label_smoothing)
+        else:
+            task = SoftBCE(pw, cfg.label_smoothing)
+    if distil:
+        task = KnowledgeDistillation(task, cfg.temperature, cfg.kd_weight, multi_label=cfg.multi_label)
+    terms = {"task": task}
+    if cfg.ortho_weight > 0:
+        terms["ortho"] = Orthogonality(cfg.ortho_weight)
+    return Objective(terms)

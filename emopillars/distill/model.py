@@ -110,7 +110,7 @@ def predict_logits(
 
     Rows are batched by length (less padding) and put back in order.
     """
-    from emopillars.distill.data import Collator, encode, length_order
+    from emopillars.distill.batching import Collator, encode, length_order
 
     if not texts:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)

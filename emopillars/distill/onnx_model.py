@@ -4,7 +4,7 @@ Neither torch nor transformers is imported on this path (importing transformers'
 alone costs ~4 s here, as it pulls torch and scikit-learn), so a one-sentence `predict` on an
 exported folder starts in about a second. `emopillars/distill/export.py` writes the folders.
 
-Tokenization mirrors `distill.data.encode`: the same backend tokenizer, truncation to
+Tokenization mirrors `distill.batching.encode`: the same backend tokenizer, truncation to
 `max_length`, pairs cut on the context side first and on both sides when the utterance alone is
 too long.
 """
@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from emopillars.distill.data import length_order
+from emopillars.distill.batching import length_order
 from emopillars.errors import EmopillarsError
 
 ONNX_FILE = "model.onnx"
@@ -54,7 +54,7 @@ class OnnxModel:
         self.input_names = [i.name for i in self.session.get_inputs()]
 
     def encode(self, texts: list[str], contexts: list[str] | None, max_length: int) -> list[Any]:
-        """One `tokenizers.Encoding` per row, unpadded (the rules of `distill.data.encode`)."""
+        """One `tokenizers.Encoding` per row, unpadded (the rules of `distill.batching.encode`)."""
         tok = self.tokenizer
         if contexts is None:
             tok.enable_truncation(max_length)

@@ -3,28 +3,24 @@
 Public API (stable; `emopillars finetune` reuses it, no second trainer):
     train(cfg: TrainConfig, data=None, head_init: HeadInit | None = None) -> TrainResult
         The whole `emopillars train`: load data (unless given as `Splits` or a `datasets.Dataset`/
-        `DatasetDict`), build the model (optionally with
-        the caller's initial classifier rows), run the rounds (KD from `cfg.teacher`, pseudo-labels
-        from `cfg.unlabeled`), tune thresholds on validation, evaluate validation and test, and
-        write the model folder `cfg.out` (save_pretrained + thresholds.json, metrics.json,
-        config.json, README.md, plots; `--report-to` trackers under out/runs). Returns a `TrainResult`
-        (the folder, its files and the metrics report that metrics.json holds).
+        `DatasetDict`), build the model (optionally with the caller's initial classifier rows), run
+        the rounds (KD from `cfg.teacher`, pseudo-labels from `cfg.unlabeled`), tune thresholds on
+        validation, evaluate validation and test, and write the model folder `cfg.out`
+        (save_pretrained + thresholds.json, metrics.json, config.json, README.md, plots;
+        `--report-to` trackers under out/runs). Returns a `TrainResult`.
     fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
-    predict_logits(model, tokenizer, texts, contexts, max_length, batch_size) -> np.ndarray (N, L)
-        The one inference path: training evaluation, `EmotionClassifier` and metrics all use it,
-        so test metrics equal what `emopillars predict` prints.
+    predict_logits(...) -> np.ndarray (N, L): re-exported from `model`, the one inference path.
 
     HeadInit = tuple[Tensor (L, H) weight, Tensor (L,) bias]: rows of the new classifier, e.g.
     averaged rows of a 28-label emopillars model mapped onto a downstream label set.
 
-Devices: `accelerate` places the model (bf16 autocast on GPUs that support it). Multi-GPU:
-`accelerate launch -m emopillars.cli train --data ... --out ...` (batches are sharded across
-processes; only the main process writes files).
-
-Evaluation helpers live in `emopillars.distill.metrics` (compute_metrics(y_true, scores,
-thresholds, labels, single_label)) and `emopillars.distill.thresholds` (tune_thresholds).
+Devices: `accelerate` places the model (bf16 autocast on GPUs that support it). Several processes
+(`torchrun` or `accelerate launch`, see the README) run data parallelism: each process takes an
+equal share of every epoch's batches (`batching.shard_batches`), the teacher's logits are computed
+once per row across the processes, the main process evaluates and shares the result, and only it
+writes files. A launch of several processes on a machine without GPUs runs on the CPUs over gloo.
 """
 
 from __future__ import annotations
@@ -32,11 +28,10 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -45,29 +40,36 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from emopillars.distill.data import (
-    Collator,
-    Split,
-    Splits,
-    build_splits,
-    encode,
-    length_grouped_batches,
-    load_splits,
-    records_from_dataset,
+from emopillars.distill.batching import Collator, encode, length_grouped_batches, sample_weights, shard_batches
+from emopillars.distill.checkpoints import (
+    FitState,
+    Parts,
+    cpu_state,
+    output_lock,
+    resume,
+    save_best,
+    save_checkpoint,
 )
-from emopillars.distill.losses import KnowledgeDistillation, Orthogonality, build_loss
+from emopillars.distill.data import Split, Splits, build_splits, load_splits, records_from_dataset
+from emopillars.distill.losses import Objective, build_objective
 from emopillars.distill.metrics import compute_metrics, probabilities
-from emopillars.distill.model import HeadInit, head_linear, load_classifier, predict_logits
+from emopillars.distill.model import HeadInit, head_linear, predict_logits
+from emopillars.distill.parallel import make_accelerator, process_state, teacher_logits
 from emopillars.distill.thresholds import tune_thresholds
 from emopillars.errors import EmopillarsError
 
 if TYPE_CHECKING:
+    from accelerate import Accelerator
+
     from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
 
 __all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate", "fit", "predict_logits", "train"]
 
 log = logging.getLogger(__name__)
+
+# transformers' schedule names for ours; "constant" keeps the warmup, as ours always did.
+SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
 
 
 @dataclass
@@ -80,46 +82,10 @@ class FitResult:
     history: list[dict] = field(default_factory=list)  # one entry per optimizer step
     evals: list[dict] = field(default_factory=list)  # one entry per evaluation
     train_seconds: float = 0.0
-    samples_seen: int = 0
+    samples_seen: int = 0  # rows this process trained on
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------
-
-
-def lr_factor(step: int, warmup: int, total: int, schedule: str) -> float:
-    """Multiplier of the peak lr at `step`: linear warmup, then linear/cosine decay to 0 or constant."""
-    if step < warmup:
-        return (step + 1) / (warmup + 1)
-    progress = (step - warmup) / max(1, total - warmup)
-    if schedule == "linear":
-        return max(0.0, 1.0 - progress)
-    if schedule == "cosine":
-        return 0.5 * (1.0 + math.cos(math.pi * min(1.0, progress)))
-    return 1.0
-
-
-def sample_weights(gold: np.ndarray) -> np.ndarray:
-    """Per-row sampling weight: inverse frequency of the row's rarest label (label-less rows count as a class)."""
-    counts = gold.sum(0).astype(float)
-    none = gold.sum(1) == 0
-    inv = np.where(counts > 0, 1.0 / np.maximum(counts, 1.0), 0.0)
-    weights = (gold * inv).max(1)
-    weights[none] = 1.0 / max(1, none.sum())
-    return weights
-
-
-def tracked_config(cfg: TrainConfig) -> dict[str, int | float | str | bool]:
-    """The run's settings as trackers take them (TensorBoard hparams accept only scalars and strings)."""
-    plain = cfg.model_dump(mode="json", exclude={"labels"})
-    return {k: v if isinstance(v, (int, float, str, bool)) else json.dumps(v) for k, v in plain.items()} | {
-        "num_labels": len(cfg.labels)
-    }
-
-
-def _precision(cfg: TrainConfig) -> str:
-    if cfg.mixed_precision != "auto":
-        return cfg.mixed_precision
-    return "bf16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "no"
 
 
 def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
@@ -154,20 +120,69 @@ def evaluate(
     return metrics, np.asarray(thresholds, dtype=np.float32)
 
 
-# --- checkpoints ------------------------------------------------------------------------------------------
-
-
-def _save(obj: Any, path: Path) -> None:
-    tmp = path.with_suffix(".tmp")
-    torch.save(obj, tmp)
-    os.replace(tmp, path)  # a kill mid-write leaves the previous checkpoint intact
-
-
-def _cpu_state(model: nn.Module) -> dict[str, torch.Tensor]:
-    return {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
-
-
 # --- the loop ---------------------------------------------------------------------------------------------
+
+
+def _train_rows(
+    cfg: TrainConfig, tokenizer: Any, split: Split, teacher: EmotionClassifier | None, accelerator: Accelerator
+) -> list[dict]:
+    """Token ids, targets and (with a teacher) the teacher's logits of every training row."""
+    rows = encode(tokenizer, split.texts, split.contexts, cfg.max_length)
+    for row, target in zip(rows, split.targets, strict=True):
+        row["labels"] = target
+    if teacher is not None:
+        for row, logit in zip(rows, teacher_logits(teacher, split, cfg.eval_batch_size, accelerator), strict=True):
+            row["teacher_logits"] = logit
+    return rows
+
+
+def _step(
+    model: nn.Module, objective: Objective, head: torch.Tensor, micro_batches: list[dict], accelerator: Accelerator
+) -> dict[str, float]:
+    """Forward and backward over one optimizer step's micro-batches; each term's mean over all its rows."""
+    n_rows = sum(len(b["labels"]) for b in micro_batches)
+    sums: dict[str, torch.Tensor] = {}
+    for j, batch in enumerate(micro_batches):
+        batch = {k: v.to(accelerator.device) for k, v in batch.items()}
+        targets, teacher_logits = batch.pop("labels"), batch.pop("teacher_logits", None)
+        share = len(targets) / n_rows  # the step's loss is the mean over its rows
+        with nullcontext() if j == len(micro_batches) - 1 else accelerator.no_sync(model):
+            logits = model(**batch).logits.float()  # (B, L)
+            terms = objective(logits=logits, targets=targets, teacher_logits=teacher_logits, head=head)
+            accelerator.backward(sum(terms.values()) * share)
+        for name, value in terms.items():
+            sums[name] = sums.get(name, 0.0) + value.detach() * share
+    means = accelerator.reduce(torch.stack(list(sums.values())), "mean")  # one sync per step, across processes
+    return dict(zip(sums, means.tolist(), strict=True))
+
+
+def _check_finite(loss: float, step: int, run_dir: Path | None) -> None:
+    """Stop on a NaN/inf loss before the optimizer spreads it into the weights (every process sees the same mean)."""
+    if not math.isfinite(loss):
+        saved = run_dir is not None and (run_dir / "state.pt").is_file()
+        kept = f"; the last good checkpoint is kept in {run_dir}" if saved else ""
+        raise EmopillarsError(f"training loss became {loss} at step {step} (try a lower --lr){kept}")
+
+
+def _evaluate_step(
+    cfg: TrainConfig, tokenizer: Any, validation: Split, parts: Parts, state: FitState, run_dir: Path | None
+) -> dict[str, torch.Tensor] | None:
+    """Evaluate on the main process, share its metrics, update best and patience; the new best weights or None."""
+    from accelerate.utils import broadcast_object_list
+
+    main = parts.accelerator.is_main_process
+    metrics = evaluate(parts.model, tokenizer, validation, cfg)[0] if main else None
+    metrics = broadcast_object_list([metrics])[0]  # one decision for all processes: none stops alone
+    state.evals.append({"step": state.step, "val_macro_f1": metrics["macro_f1"], "val_loss": metrics["loss"]})
+    parts.accelerator.log({f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=state.step)
+    log.info("step %d: loss %.4f, val macro-F1 %.4f", state.step, state.history[-1]["loss"], metrics["macro_f1"])
+    if metrics["macro_f1"] > state.best:
+        state.best, state.best_step, state.bad = metrics["macro_f1"], state.step, 0
+        return save_best(run_dir, cpu_state(parts.model), parts)
+    state.bad += 1
+    if cfg.patience and state.bad >= cfg.patience:
+        state.stopped = "early_stopping"
+    return None
 
 
 def fit(
@@ -180,182 +195,85 @@ def fit(
 ) -> FitResult:
     """Train `model` on `data.train`, evaluate on `data.validation`, keep the best weights.
 
-    With `run_dir`, checkpoints (model, optimizer, step, position, best, rng) go to
+    With `run_dir`, checkpoints (model, optimizer, schedule, progress, best, rng) go to
     `run_dir/state.pt` (+ `best.pt`) and `cfg.resume` continues from them exactly.
     """
-    from accelerate import Accelerator
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
+    from transformers import get_scheduler
 
-    accelerator = Accelerator(
-        mixed_precision=_precision(cfg),
-        log_with=None if cfg.report_to == "none" else cfg.report_to,
-        project_dir=str(Path(cfg.out) / "runs"),
-    )
-    if cfg.report_to != "none":
-        name = (cfg.run_name or Path(cfg.out).name) + (f"-{run_dir.name}" if run_dir and cfg.rounds > 1 else "")
-        # tensorboard: the run is a folder under --out/runs; wandb: a run of project "emopillars".
-        accelerator.init_trackers(
-            name if cfg.report_to == "tensorboard" else "emopillars",
-            config=tracked_config(cfg),
-            init_kwargs={"wandb": {"name": name}},
-        )
+    accelerator = make_accelerator(cfg, run_dir)
     set_seed(cfg.seed)
-    single = not cfg.multi_label
-    train_split = data.train
-    rows = encode(tokenizer, train_split.texts, train_split.contexts, cfg.max_length)
-    for row, target in zip(rows, train_split.targets, strict=True):
-        row["labels"] = target
-    if teacher is not None:  # teacher logits once, under no_grad, on the teacher's own inputs
-        contexts = train_split.contexts if teacher.mode == "contextual" else None
-        teacher_logits = predict_logits(
-            teacher.model, teacher.tokenizer, train_split.texts, contexts, teacher.max_length, cfg.eval_batch_size
-        )
-        for row, logit in zip(rows, teacher_logits, strict=True):
-            row["teacher_logits"] = logit
+    rows = _train_rows(cfg, tokenizer, data.train, teacher, accelerator)
     lengths = [len(r["input_ids"]) for r in rows]
-    weights = sample_weights(train_split.gold) if cfg.weighted_sampling else None
+    weights = sample_weights(data.train.gold) if cfg.weighted_sampling else None
     collate = Collator(tokenizer.pad_token_id or 0)
 
     def epoch_steps(epoch: int) -> list[list[list[int]]]:
         """This process's micro-batches of an epoch, grouped into optimizer steps."""
         batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed + epoch, weights, cfg.group_by_length)
-        mine = batches[accelerator.process_index :: accelerator.num_processes]
+        mine = shard_batches(batches, accelerator.process_index, accelerator.num_processes)
         return [mine[i : i + cfg.grad_accum] for i in range(0, len(mine), cfg.grad_accum)]
 
     steps_per_epoch = len(epoch_steps(0))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
-    warmup = int(cfg.warmup_ratio * total)
     eval_every = cfg.eval_every or steps_per_epoch
     save_every = cfg.save_every or eval_every
-
-    loss_fn: nn.Module = build_loss(cfg, train_split)
-    if teacher is not None:
-        loss_fn = KnowledgeDistillation(loss_fn, cfg.temperature, cfg.kd_weight, multi_label=not single)
-    ortho = Orthogonality(cfg.ortho_weight) if cfg.ortho_weight > 0 else None
-    loss_fn.to(accelerator.device)
+    objective = build_objective(cfg, data.train, distil=teacher is not None).to(accelerator.device)
     model.train()
     optimizer = _optimizer(model, cfg)
+    # Stepped here once per optimizer step, not through accelerate (which steps it once per process).
+    scheduler = get_scheduler(SCHEDULES[cfg.schedule], optimizer, int(cfg.warmup_ratio * total), total)
     model, optimizer = accelerator.prepare(model, optimizer)
     raw = accelerator.unwrap_model(model)
-
-    st: dict[str, Any] = {"step": 0, "epoch": 0, "chunk": 0, "best": -1.0, "best_step": 0, "bad": 0}
-    history: list[dict] = []
-    evals: list[dict] = []
-    best_state: dict[str, torch.Tensor] | None = None
-    state_path = run_dir / "state.pt" if run_dir else None
-    if cfg.resume and state_path and state_path.is_file():
-        ckpt = torch.load(state_path, map_location="cpu", weights_only=False)
-        raw.load_state_dict(ckpt["model"])
-        optimizer.load_state_dict(ckpt["optimizer"])
-        st, history, evals = ckpt["progress"], ckpt["history"], ckpt["evals"]
-        torch.set_rng_state(ckpt["rng"])
-        if torch.cuda.is_available() and ckpt.get("cuda_rng") is not None:
-            torch.cuda.set_rng_state_all(ckpt["cuda_rng"])
-        if (run_dir / "best.pt").is_file():
-            best_state = torch.load(run_dir / "best.pt", map_location="cpu")
-        log.info("resumed from %s at step %d", state_path, st["step"])
-    elif cfg.resume:
-        log.info("no checkpoint in %s: starting from scratch", run_dir)
-
-    def checkpoint() -> None:
-        if state_path is None or not accelerator.is_main_process:
-            return
-        run_dir.mkdir(parents=True, exist_ok=True)
-        _save(
-            {
-                "model": raw.state_dict(),
-                "optimizer": optimizer.state_dict(),
-                "progress": st,
-                "history": history,
-                "evals": evals,
-                "rng": torch.get_rng_state(),
-                "cuda_rng": torch.cuda.get_rng_state_all() if torch.cuda.is_available() else None,
-                "config": cfg.model_dump(mode="json"),
-            },
-            state_path,
-        )
-
-    bar = tqdm(
-        total=total, initial=st["step"], desc="train", disable=not (cfg.progress and accelerator.is_main_process)
-    )
-    stopped, samples, started = "max_steps", 0, time.perf_counter()
-    while st["step"] < total and stopped == "max_steps":
-        steps = epoch_steps(st["epoch"])
-        for chunk in steps[st["chunk"] :]:
-            lr = cfg.lr * lr_factor(st["step"], warmup, total, cfg.schedule)
-            for group in optimizer.param_groups:
-                group["lr"] = lr
-            n_rows = sum(len(mb) for mb in chunk)
-            terms_sum: dict[str, torch.Tensor] = {}
-            for j, micro in enumerate(chunk):
-                batch = {k: v.to(accelerator.device) for k, v in collate([rows[i] for i in micro]).items()}
-                targets, teacher_batch = batch.pop("labels"), batch.pop("teacher_logits", None)
-                with nullcontext() if j == len(chunk) - 1 else accelerator.no_sync(model):
-                    logits = model(**batch).logits.float()  # (B, L)
-                    terms = loss_fn(logits, targets, teacher_batch) if teacher else {"task": loss_fn(logits, targets)}
-                    if ortho is not None:
-                        terms["ortho"] = ortho(head_linear(raw).weight)
-                    loss = sum(terms.values())
-                    accelerator.backward(loss * (len(micro) / n_rows))  # mean over the step's rows
-                for name, value in terms.items():
-                    terms_sum[name] = terms_sum.get(name, 0.0) + value.detach() * (len(micro) / n_rows)
-            step_loss = float(sum(terms_sum.values()))  # one device sync per optimizer step
-            if not math.isfinite(step_loss):
-                kept = f"; the last good checkpoint is kept in {run_dir}" if state_path and state_path.is_file() else ""
-                raise EmopillarsError(
-                    f"training loss became {step_loss} at step {st['step'] + 1} (try a lower --lr){kept}"
-                )
+    parts = Parts(accelerator, raw, optimizer, scheduler)
+    state, best_state = resume(cfg, run_dir, parts)
+    head = head_linear(raw).weight  # (L, H)
+    show = cfg.progress and accelerator.is_main_process
+    bar = tqdm(total=total, initial=state.step, desc="train", disable=not show)
+    samples, started = 0, time.perf_counter()
+    while state.step < total and state.stopped == "max_steps":
+        for chunk in epoch_steps(state.epoch)[state.chunk :]:
+            lr = scheduler.get_last_lr()[0]
+            terms = _step(model, objective, head, [collate([rows[i] for i in mb]) for mb in chunk], accelerator)
+            loss = sum(terms.values())
+            _check_finite(loss, state.step + 1, run_dir)
             if cfg.clip_grad > 0:
                 accelerator.clip_grad_norm_(model.parameters(), cfg.clip_grad)
             optimizer.step()
+            scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            st["step"] += 1
-            st["chunk"] += 1
-            samples += n_rows
-            terms_log = {k: float(v) for k, v in terms_sum.items()}
+            state.step, state.chunk, samples = state.step + 1, state.chunk + 1, samples + sum(map(len, chunk))
             elapsed = round(time.perf_counter() - started, 4)  # step-end clock: step times are its differences
-            history.append({"step": st["step"], "time": elapsed, "lr": lr, "loss": step_loss, **terms_log})
-            accelerator.log({"train/loss": step_loss, "train/lr": lr} | {f"train/{k}": v for k, v in terms_log.items()},
-                            step=st["step"])  # fmt: skip
+            state.history.append({"step": state.step, "time": elapsed, "lr": lr, "loss": loss, **terms})
+            accelerator.log({"train/loss": loss, "train/lr": lr} | {f"train/{k}": v for k, v in terms.items()},
+                            step=state.step)  # fmt: skip
             bar.update(1)
-            bar.set_postfix(loss=f"{step_loss:.4f}")
-            last = st["step"] >= total
-            if st["step"] % eval_every == 0 or last:
-                metrics, _ = evaluate(raw, tokenizer, data.validation, cfg)
-                evals.append({"step": st["step"], "val_macro_f1": metrics["macro_f1"], "val_loss": metrics["loss"]})
-                tracked = {k: v for k, v in metrics.items() if isinstance(v, float)}
-                accelerator.log({f"validation/{k}": v for k, v in tracked.items()}, step=st["step"])
-                log.info("step %d: loss %.4f, val macro-F1 %.4f", st["step"], step_loss, metrics["macro_f1"])
-                if metrics["macro_f1"] > st["best"]:
-                    st.update(best=metrics["macro_f1"], best_step=st["step"], bad=0)
-                    best_state = _cpu_state(raw)
-                    if state_path and accelerator.is_main_process:
-                        run_dir.mkdir(parents=True, exist_ok=True)
-                        _save(best_state, run_dir / "best.pt")
-                else:
-                    st["bad"] += 1
-                if cfg.patience and st["bad"] >= cfg.patience:
-                    stopped = "early_stopping"
-            if st["step"] % save_every == 0 or last or stopped != "max_steps":
-                checkpoint()
-            if last or stopped != "max_steps":
+            bar.set_postfix(loss=f"{loss:.4f}")
+            last = state.step >= total
+            if state.step % eval_every == 0 or last:
+                best_state = _evaluate_step(cfg, tokenizer, data.validation, parts, state, run_dir) or best_state
+            if state.step % save_every == 0 or last or state.stopped != "max_steps":
+                save_checkpoint(run_dir, parts, state, cfg)
+            if last or state.stopped != "max_steps":
                 break
         else:
-            st["epoch"] += 1
-            st["chunk"] = 0
+            state.epoch, state.chunk = state.epoch + 1, 0
     bar.close()
-    accelerator.end_training()  # flushes and closes the trackers
+    for tracker in accelerator.trackers:  # not end_training(): it ends the process group the next round needs
+        tracker.finish()
+    if (processes := accelerator.num_processes) > 1:
+        log.info("process %d of %d: %d optimizer steps", accelerator.process_index, processes, state.step)
     if best_state is not None:
         raw.load_state_dict(best_state)
     return FitResult(
         model=raw,
-        best_score=st["best"],
-        best_step=st["best_step"],
-        steps=st["step"],
-        stopped=stopped,
-        history=history,
-        evals=evals,
+        best_score=state.best,
+        best_step=state.best_step,
+        steps=state.step,
+        stopped=state.stopped,
+        history=state.history,
+        evals=state.evals,
         train_seconds=time.perf_counter() - started,
         samples_seen=samples,
     )
@@ -364,21 +282,13 @@ def fit(
 # --- the whole command ------------------------------------------------------------------------------------
 
 
-def _load_teacher(cfg: TrainConfig) -> EmotionClassifier:
-    from emopillars.distill.classifier import EmotionClassifier
-
-    teacher = EmotionClassifier.from_pretrained(cfg.teacher)
-    if teacher.labels != tuple(cfg.labels):
-        raise EmopillarsError(f"teacher {cfg.teacher} predicts other labels ({len(teacher.labels)}) than the student")
-    return teacher
-
-
 @dataclass
 class TrainResult:
     """What `train` made: the model folder, its files, and the report `metrics.json` holds."""
 
     out: Path  # the save_pretrained folder (model, tokenizer, thresholds.json, README.md, plots)
     report: dict[str, Any]
+    main_process: bool = True  # False in the other processes of a multi-process launch: they wrote nothing
 
     @property
     def metrics_file(self) -> Path:
@@ -423,6 +333,20 @@ def _as_splits(data: Any, cfg: TrainConfig) -> Splits:
     return build_splits(records_from_dataset(data, cfg), cfg, where=f"in-memory {type(data).__name__}")
 
 
+def _write_folder(cfg: TrainConfig, clf: EmotionClassifier, report: dict[str, Any], out: Path) -> None:
+    """The model folder: weights and tokenizer, settings, metrics, plots and card."""
+    from emopillars.config import save_config
+    from emopillars.distill.card import write_card
+    from emopillars.distill.plots import plot_per_label_f1, plot_training
+
+    clf.save_pretrained(out)
+    save_config(cfg, out / "train_config.json")
+    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
+    plot_training(report["history"], report["evals"], out / "training_curves.png")
+    plot_per_label_f1(report["validation"], report["test"], out / "per_label_f1.png")
+    write_card(cfg, report, out / "README.md")
+
+
 def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None) -> TrainResult:
     """Run `emopillars train` (see module docstring).
 
@@ -434,87 +358,43 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
     Returns:
         A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
     """
+    from emopillars.distill.rounds import load_teacher, run_rounds
 
-    from accelerate import PartialState
-
-    from emopillars.config import save_config
-    from emopillars.distill.card import write_card
-    from emopillars.distill.classifier import EmotionClassifier
-    from emopillars.distill.plots import plot_per_label_f1, plot_training
-    from emopillars.distill.rounds import load_pool, pseudo_label
-
-    data = _as_splits(data, cfg)
     out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
-    teacher = _load_teacher(cfg) if cfg.teacher else None
-    pool = load_pool(cfg) if cfg.rounds > 1 else None
-    started = time.perf_counter()
-    rounds: list[dict] = []
-    best: tuple[float, EmotionClassifier, FitResult] | None = None
-    student: EmotionClassifier | None = None
-    for r in range(cfg.rounds):
-        added, train_split = 0, data.train
-        if r > 0:
-            assert best is not None and pool is not None
-            pseudo = pseudo_label(best[1], *pool, cfg.pseudo_threshold, cfg.eval_batch_size)
-            added, train_split = len(pseudo), data.train.concat(pseudo)
-            teacher = student
-        model, tokenizer = load_classifier(cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init)
-        result = fit(
-            cfg, model, tokenizer, replace(data, train=train_split), teacher, out / "checkpoints" / f"round-{r}"
-        )
-        val, thresholds = evaluate(result.model, tokenizer, data.validation, cfg)
-        student = EmotionClassifier(result.model, tokenizer, thresholds, cfg.mode, cfg.max_length)
-        rounds.append(
-            {
-                "round": r + 1,
-                "pseudo_labelled_added": added,
-                "train_rows": len(train_split),
-                "teacher": bool(teacher),
+    processes = process_state()
+    with output_lock(out, processes.is_main_process):
+        data = _as_splits(data, cfg)
+        teacher = load_teacher(cfg, processes.device) if cfg.teacher else None
+        started = time.perf_counter()
+        clf, result, rounds = run_rounds(cfg, data, teacher, head_init, out)
+        val, _ = evaluate(clf.model, clf.tokenizer, data.validation, cfg, clf.thresholds)
+        test = None
+        if len(data.test):
+            # Through the classifier: the same path and thresholds as `emopillars predict`.
+            scores = clf.predict_proba(data.test.texts, data.test.contexts, cfg.eval_batch_size)
+            test = compute_metrics(data.test.gold, scores, clf.thresholds, cfg.labels, not cfg.multi_label)
+        report: dict[str, Any] = {
+            "validation": val,
+            "test": test,
+            "thresholds": {name: float(t) for name, t in zip(cfg.labels, clf.thresholds, strict=True)},
+            "data": data.summary | {"train_rows_used": len(data.train)},
+            "training": {
                 "steps": result.steps,
                 "best_step": result.best_step,
                 "stopped": result.stopped,
-                "validation": {k: val[k] for k in ("macro_f1", "micro_f1", "roc_auc_macro", "loss")},
-            }
-        )
-        log.info("round %d: validation macro-F1 %.4f (+%d pseudo-labelled rows)", r + 1, val["macro_f1"], added)
-        if best is None or val["macro_f1"] > best[0]:
-            best = (val["macro_f1"], student, result)
-    assert best is not None
-    _, clf, result = best
-    single = not cfg.multi_label
-    val, _ = evaluate(clf.model, clf.tokenizer, data.validation, cfg, clf.thresholds)
-    test = None
-    if len(data.test):
-        # Through the classifier: the same path and thresholds as `emopillars predict`.
-        scores = clf.predict_proba(data.test.texts, data.test.contexts, cfg.eval_batch_size)
-        test = compute_metrics(data.test.gold, scores, clf.thresholds, cfg.labels, single)
-    report: dict[str, Any] = {
-        "validation": val,
-        "test": test,
-        "thresholds": {name: float(t) for name, t in zip(cfg.labels, clf.thresholds, strict=True)},
-        "data": data.summary | {"train_rows_used": len(data.train)},
-        "training": {
-            "steps": result.steps,
-            "best_step": result.best_step,
-            "stopped": result.stopped,
-            "train_seconds": round(result.train_seconds, 2),
-            "samples_per_s": round(result.samples_seen / max(result.train_seconds, 1e-9), 2),
-            "wall_seconds": round(time.perf_counter() - started, 2),
-        },
-        "history": result.history,
-        "evals": result.evals,
-    }
-    if cfg.rounds > 1:
-        report["rounds"] = rounds
-    if not PartialState().is_main_process:
-        return TrainResult(out, report)
-    clf.save_pretrained(out)
-    save_config(cfg, out / "train_config.json")
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    plot_training(result.history, result.evals, out / "training_curves.png")
-    plot_per_label_f1(val, test, out / "per_label_f1.png")
-    write_card(cfg, report, out / "README.md")
-    if not cfg.keep_checkpoints:
+                "train_seconds": round(result.train_seconds, 2),
+                "samples_per_s": round(result.samples_seen / max(result.train_seconds, 1e-9), 2),
+                "wall_seconds": round(time.perf_counter() - started, 2),
+                "processes": processes.num_processes,
+            },
+            "history": result.history,
+            "evals": result.evals,
+        }
+        if cfg.rounds > 1:
+            report["rounds"] = rounds
+        if processes.is_main_process:
+            _write_folder(cfg, clf, report, out)
+    processes.wait_for_everyone()  # the others return once the folder is complete (a push from any sees it all)
+    if processes.is_main_process and not cfg.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)
-    return TrainResult(out, report)
+    return TrainResult(out, report, processes.is_main_process)

@@ -11,10 +11,8 @@ import pytest
 
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.data import (
-    Collator,
     Split,
     build_splits,
-    length_grouped_batches,
     load_splits,
     read_records,
     read_texts,
@@ -105,31 +103,6 @@ def test_split_from_labels_checks_names() -> None:
     assert split.gold.tolist() == [[1, 0], [1, 1]]
     with pytest.raises(EmopillarsError, match="exactly one label"):
         Split.from_labels(["a", "b"], [["joy"], ["joy", "fear"]], ("joy", "fear"), single_label=True)
-
-
-def test_length_grouped_batches_cover_rows_and_cut_padding() -> None:
-    rng = np.random.default_rng(0)
-    lengths = rng.integers(5, 120, size=1000).tolist()
-    grouped = length_grouped_batches(lengths, 16, seed=3)
-    plain = length_grouped_batches(lengths, 16, seed=3, group=False)
-    assert sorted(i for b in grouped for i in b) == list(range(1000))
-
-    def padded(batches: list[list[int]]) -> int:
-        return sum(max(lengths[i] for i in b) * len(b) for b in batches)
-
-    assert padded(grouped) < 0.7 * padded(plain)
-    weights = np.array([1.0] * 999 + [1000.0])
-    drawn = [i for b in length_grouped_batches(lengths, 16, seed=3, weights=weights) for i in b]
-    assert drawn.count(999) > 300
-
-
-def test_collator_pads_to_longest() -> None:
-    rows = [{"input_ids": [1, 2, 3], "attention_mask": [1, 1, 1], "labels": np.zeros(2, np.float32)},
-            {"input_ids": [4], "attention_mask": [1], "labels": np.ones(2, np.float32)}]  # fmt: skip
-    batch = Collator(pad_id=0)(rows)
-    assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
-    assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
-    assert batch["labels"].shape == (2, 2)
 
 
 def test_every_file_format_reads_the_same_rows(tmp_path: Path) -> None:
