@@ -100,6 +100,8 @@ def train(cfg: TrainConfig, hub: HubOptions) -> None:
     from emopillars.distill.trainer import train as run
 
     result = run(cfg)
+    if not result.main_process:
+        return  # under a multi-process launch the main process reports and pushes
     for split in ("validation", "test"):
         metrics = getattr(result, split)
         if metrics:
