@@ -81,7 +81,7 @@ def test_bad_rows_give_one_line_errors(tmp_path: Path, rows: list[dict], match: 
 
 
 def test_missing_paths_and_modes(tmp_path: Path, synth_dir: Path) -> None:
-    with pytest.raises(EmopillarsError, match="data file not found"):
+    with pytest.raises(EmopillarsError, match="data not found: .*nope.jsonl"):
         read_records(tmp_path / "nope.jsonl")
     with pytest.raises(EmopillarsError, match="neither a synth output"):
         read_records(tmp_path)
