@@ -10,12 +10,11 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from emopillars.sources import MODES as MODES  # re-exported: synth.pipeline reads the modes here
+from emopillars.sources import Mode, SplitName
 from emopillars.taxonomy import LABELS
 
 Emotion = Literal[LABELS]  # type: ignore[valid-type]
-MODES = ("contextual", "contextless")
-Mode = Literal[MODES]  # type: ignore[valid-type]
-Split = Literal["train", "validation", "test"]
 
 
 class Record(BaseModel):
@@ -105,7 +104,7 @@ class Example(Record):
 
     id: str
     mode: Mode
-    split: Split
+    split: SplitName
     passage_id: str
     character: str
     character_description: str

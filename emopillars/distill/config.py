@@ -12,10 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from emopillars.config import StrictModel
+from emopillars.sources import Mode, ProblemType
 from emopillars.taxonomy import LABELS
-
-Mode = Literal["contextless", "contextual"]
-ProblemType = Literal["multi_label", "single_label"]
 
 
 class TrainConfig(StrictModel):

@@ -16,9 +16,10 @@ import numpy as np
 
 from emopillars.downstream.config import EvaluateConfig
 from emopillars.downstream.metrics import references, task_metrics
-from emopillars.downstream.readers import Row, read_task, split_of
+from emopillars.downstream.readers import Row, read_task
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
+from emopillars.sources import split_name
 
 if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
@@ -87,7 +88,7 @@ def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     )
     if not any(r.get("split") for r in records):
         return getattr(build_splits(records, settings, cfg.data), cfg.split)
-    chosen = [{**r, "split": None} for r in records if split_of(str(r.get("split") or "")) == cfg.split]
+    chosen = [{**r, "split": None} for r in records if split_name(r.get("split")) == cfg.split]
     if len(chosen) < 2:
         raise EmopillarsError(f"{cfg.data}: split {cfg.split!r} has {len(chosen)} row(s); at least 2 are needed")
     # build_splits re-splits the unsplit rows; the metrics only need them all, in any order.
