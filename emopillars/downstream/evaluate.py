@@ -14,9 +14,10 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emopillars.distill.metrics import prediction_metrics
 from emopillars.downstream.config import EvaluateConfig
-from emopillars.downstream.metrics import references, task_metrics
 from emopillars.downstream.readers import Row, read_task
+from emopillars.downstream.references import references
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import split_name
@@ -45,12 +46,12 @@ def score(
     task: Task | None = None,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Predict with `clf` and compute the metric block (see `metrics.task_metrics`)."""
+    """Predict with `clf` and compute the metric block (see `distill.metrics.prediction_metrics`)."""
     contexts = contexts if clf.mode == "contextual" else None
     predictions = clf.predict(texts, contexts, batch_size=batch_size)
     pred = label_matrix([p["labels"] for p in predictions], clf.labels)
     single = clf.problem_type == "single_label"
-    return task_metrics(gold, pred, clf.labels, single, task.emotion_labels if task else None)
+    return prediction_metrics(gold, pred, clf.labels, single, task.emotion_labels if task else None)
 
 
 def task_rows(clf: EmotionClassifier, task: Task, rows: list[Row]) -> tuple[list[str], list[str], np.ndarray]:
@@ -113,7 +114,7 @@ def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[
 
     Returns:
         {"model", "task", "data", "split", "n", "metrics", "references"}; `metrics` as
-        `metrics.task_metrics`, `references` the published numbers for the task with sources.
+        `distill.metrics.prediction_metrics`, `references` the published numbers for the task with sources.
     """
     from emopillars.distill.classifier import EmotionClassifier
 
