@@ -1,6 +1,6 @@
 """Settings of `emopillars train`: one pydantic model, saved as config.json beside the model.
 
-The label set and problem type are fields so the downstream fine-tuning (issue 4) reuses the
+The label set and problem type are fields so the downstream fine-tuning reuses the
 same trainer with its own labels (e.g. ISEAR's 7 single-label classes).
 """
 

@@ -106,11 +106,7 @@ def _saved_json(folder: Path | None, name: str) -> dict[str, Any]:
 
 
 def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[str, Any]:
-    """Run `emopillars evaluate`; returns (and writes to `cfg.out`) the result.
-
-    Args:
-        cfg: the settings.
-        clf: an already loaded classifier of `cfg.model` (saves loading it again).
+    """Run `emopillars evaluate` (`clf`, when given, saves loading `cfg.model` again); also written to `cfg.out`.
 
     Returns:
         {"model", "task", "data", "split", "n", "metrics", "references"}; `metrics` as

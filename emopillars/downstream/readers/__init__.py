@@ -18,7 +18,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from emopillars.downstream.readers import emocontext, goemotions, iemocap, isear
-from emopillars.downstream.readers.io import ReadOptions, Row, Splits, hash_split
+from emopillars.downstream.readers.shared import ReadOptions, Row, Splits, hash_split
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import SPLITS
@@ -36,16 +36,8 @@ READERS: dict[str, Callable[[str | Path, ReadOptions], list[Row]]] = {
 
 
 def read_task(task: str | Task, source: str | Path, options: ReadOptions | None = None) -> Splits:
-    """Read a downstream dataset from a local path (file or folder) or a Hugging Face id.
-
-    Args:
-        task: a task name (`goemotions`, `isear`, `iemocap`, `emocontext`) or `Task`.
-        source: a file, a folder of split files, a `save_to_disk` folder, or a hub id.
-        options: column names, IEMOCAP context size, split seed.
-
-    Returns:
-        `{"train": rows, "validation": rows, "test": rows}`; rows in the `train` input format.
-    """
+    """`{"train": rows, "validation": rows, "test": rows}` of a release file, a folder of split files, a
+    `save_to_disk` folder or a Hub id; a validation split is carved from train where the release has none."""
     task = get_task(task) if isinstance(task, str) else task
     options = options or ReadOptions()
     rows = READERS[task.name](source, options)

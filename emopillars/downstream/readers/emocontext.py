@@ -4,7 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from emopillars.downstream.readers.io import ReadOptions, Row, hash_split, join_turns, row, split_files, text
+from emopillars.downstream.readers import shared
+from emopillars.downstream.readers.shared import ReadOptions, Row
 from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import locate, read_text
@@ -32,9 +33,9 @@ def _read_file(path: Path, split: str | None, options: ReadOptions) -> list[Row]
         id_, turn1, turn2, turn3, label = (f.strip() for f in fields)
         if label.lower() not in labels:
             raise EmopillarsError(f"{where}: EmoContext label {label!r} is not one of {', '.join(labels)}")
-        context = join_turns([text(turn1, where, "turn1"), text(turn2, where, "turn2")])
-        part = split or hash_split(id_, options.split_seed)
-        out.append(row(id_, text(turn3, where, "turn3"), context, [label.lower()], part))
+        context = shared.join_turns([shared.text(turn1, where, "turn1"), shared.text(turn2, where, "turn2")])
+        part = split or shared.hash_split(id_, options.split_seed)
+        out.append(shared.row(id_, shared.text(turn3, where, "turn3"), context, [label.lower()], part))
     return out
 
 
@@ -42,4 +43,4 @@ def read(source: str | Path, options: ReadOptions) -> list[Row]:
     path = locate(source, "EmoContext release file or folder")
     if isinstance(path, str):
         raise EmopillarsError(f"{source}: no such file or folder (EmoContext is read from its released files)")
-    return [r for file, split in split_files(path, (".txt", ".tsv")) for r in _read_file(file, split, options)]
+    return [r for file, split in shared.split_files(path, (".txt", ".tsv")) for r in _read_file(file, split, options)]

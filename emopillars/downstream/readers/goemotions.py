@@ -5,19 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from emopillars.downstream.readers.io import (
-    ReadOptions,
-    Row,
-    hash_split,
-    local,
-    require,
-    row,
-    row_id,
-    row_split,
-    rows,
-    split_files,
-    text,
-)
+from emopillars.downstream.readers import shared
+from emopillars.downstream.readers.shared import ReadOptions, Row
 from emopillars.errors import EmopillarsError
 from emopillars.sources import read_text
 from emopillars.taxonomy import LABELS
@@ -63,28 +52,28 @@ def _read_tsv(path: Path, split: str | None, options: ReadOptions) -> list[Row]:
         body, ids, comment_id = fields
         where = f"{path}:{n}"
         out.append(
-            row(
+            shared.row(
                 comment_id.strip() or f"{path.stem}-{n}",
-                text(body, where),
+                shared.text(body, where),
                 None,
                 label_names(ids, where),
-                split or hash_split(comment_id, options.split_seed),
+                split or shared.hash_split(comment_id, options.split_seed),
             )
         )
     return out
 
 
 def read(source: str | Path, options: ReadOptions) -> list[Row]:
-    path = local(source)
+    path = shared.local(source)
     if path is not None and (path.suffix.lower() == ".tsv" or (path.is_dir() and any(path.glob("*.tsv")))):
-        return [r for file, split in split_files(path, (".tsv",)) for r in _read_tsv(file, split, options)]
+        return [r for file, split in shared.split_files(path, (".tsv",)) for r in _read_tsv(file, split, options)]
     out = []
     config = options.hub_config or ("simplified" if path is None and not Path(source).exists() else None)
-    for raw in rows(source, config):
-        text_col = require(raw, options.text_column, ("text",), "text", "--text-column")
-        label_col = require(raw, options.label_column, ("labels", "label"), "labels", "--label-column")
-        body = text(raw.values[text_col], raw.where)
-        id_ = row_id(raw, ("id",))
-        split = row_split(raw, hash_split(id_ if id_ != raw.where else body, options.split_seed))
-        out.append(row(id_, body, None, label_names(raw.values[label_col], raw.where), split))
+    for raw in shared.rows(source, config):
+        text_col = shared.require(raw, options.text_column, ("text",), "text", "--text-column")
+        label_col = shared.require(raw, options.label_column, ("labels", "label"), "labels", "--label-column")
+        body = shared.text(raw.values[text_col], raw.where)
+        id_ = shared.row_id(raw, ("id",))
+        split = shared.row_split(raw, shared.hash_split(id_ if id_ != raw.where else body, options.split_seed))
+        out.append(shared.row(id_, body, None, label_names(raw.values[label_col], raw.where), split))
     return out

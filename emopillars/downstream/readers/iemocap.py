@@ -6,20 +6,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from emopillars.downstream.readers.io import (
-    RawRow,
-    ReadOptions,
-    Row,
-    column,
-    hash_split,
-    join_turns,
-    require,
-    row,
-    row_id,
-    row_split,
-    rows,
-    text,
-)
+from emopillars.downstream.readers import shared
+from emopillars.downstream.readers.shared import RawRow, ReadOptions, Row
 from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
 
@@ -37,15 +25,15 @@ def _split(dialogue: str, options: ReadOptions) -> str:
     """The standard text setting: sessions 1-4 train (10% of their dialogues validation), session 5 test."""
     match = _SESSION.match(dialogue)
     if not match:
-        return hash_split(dialogue, options.split_seed)
+        return shared.hash_split(dialogue, options.split_seed)
     if int(match.group(1)) == 5:
         return "test"
-    return hash_split(dialogue, options.split_seed, validation=0.1, test=0.0)
+    return shared.hash_split(dialogue, options.split_seed, validation=0.1, test=0.0)
 
 
 def _order(raw: RawRow, index: int) -> float:
     """The turn's position in its dialogue: its order column, else its place in the file."""
-    order_col = column(raw, None, _ORDER, "utterance order")
+    order_col = shared.column(raw, None, _ORDER, "utterance order")
     if order_col is None:
         return float(index)
     try:
@@ -57,30 +45,32 @@ def _order(raw: RawRow, index: int) -> float:
 def read(source: str | Path, options: ReadOptions) -> list[Row]:
     labels = get_task("iemocap").labels
     dialogues: dict[str, list[tuple[float, int, RawRow, str, str]]] = defaultdict(list)
-    for index, raw in enumerate(rows(source, options.hub_config)):
-        dialogue_col = require(raw, None, _DIALOGUE, "dialogue id", "a dialogue_id column")
-        text_col = require(raw, options.text_column, _TEXT, "text", "--text-column")
-        label_col = require(raw, options.label_column, _LABEL, "label", "--label-column")
-        dialogue = text(raw.values[dialogue_col], raw.where, "dialogue id")
+    for index, raw in enumerate(shared.rows(source, options.hub_config)):
+        dialogue_col = shared.require(raw, None, _DIALOGUE, "dialogue id", "a dialogue_id column")
+        text_col = shared.require(raw, options.text_column, _TEXT, "text", "--text-column")
+        label_col = shared.require(raw, options.label_column, _LABEL, "label", "--label-column")
+        dialogue = shared.text(raw.values[dialogue_col], raw.where, "dialogue id")
         label = str(raw.values[label_col]).strip().lower()
         if label not in labels and label not in OTHER:
             raise EmopillarsError(
                 f"{raw.where}: IEMOCAP label {raw.values[label_col]!r} is not one of "
                 f"{', '.join(labels)} (or {', '.join(sorted(OTHER))}, kept as context)"
             )
-        dialogues[dialogue].append((_order(raw, index), index, raw, text(raw.values[text_col], raw.where), label))
+        dialogues[dialogue].append(
+            (_order(raw, index), index, raw, shared.text(raw.values[text_col], raw.where), label)
+        )
     out = []
     for dialogue, turns in dialogues.items():
         turns.sort(key=lambda t: (t[0], t[1]))
         shown: list[str] = []  # the dialogue so far, as the context side sees it
         for order, _, raw, body, label in turns:
-            speaker_col = column(raw, None, ("speaker", "spk"), "speaker")
+            speaker_col = shared.column(raw, None, ("speaker", "spk"), "speaker")
             speaker = str(raw.values[speaker_col]).strip() if speaker_col else ""
             if label not in OTHER:
-                context = join_turns(shown[-options.context_turns :] if options.context_turns else [])
-                id_ = row_id(raw, ("utterance_id", "id"))
+                context = shared.join_turns(shown[-options.context_turns :] if options.context_turns else [])
+                id_ = shared.row_id(raw, ("utterance_id", "id"))
                 id_ = f"{dialogue}_{order:g}" if id_ == raw.where else id_
-                example = row(id_, body, context, [label], row_split(raw, _split(dialogue, options)))
+                example = shared.row(id_, body, context, [label], shared.row_split(raw, _split(dialogue, options)))
                 out.append({**example, "dialogue_id": dialogue})
             shown.append(f"{speaker}: {body}" if speaker else body)
     return out

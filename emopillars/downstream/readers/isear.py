@@ -7,22 +7,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-from emopillars.downstream.readers.io import (
-    TABLE_EXTS,
-    RawRow,
-    ReadOptions,
-    Row,
-    dataset_rows,
-    file_rows,
-    hash_split,
-    local,
-    require,
-    row,
-    row_id,
-    row_split,
-    split_files,
-    text,
-)
+from emopillars.downstream.readers import shared
+from emopillars.downstream.readers.shared import RawRow, ReadOptions, Row
 from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import delimited_rows, read_text
@@ -44,27 +30,27 @@ def label(value: Any, where: str) -> str:
 
 
 def read(source: str | Path, options: ReadOptions) -> list[Row]:
-    path = local(source)
+    path = shared.local(source)
     if path is not None:
-        raws = [raw for file, split in split_files(path, TABLE_EXTS) for raw in _raw_rows(file, split)]
+        raws = [raw for file, split in shared.split_files(path, shared.TABLE_EXTS) for raw in _raw_rows(file, split)]
     else:
-        raws = list(dataset_rows(source, options.hub_config))
+        raws = list(shared.dataset_rows(source, options.hub_config))
     out = []
     for raw in raws:
-        text_col = require(raw, options.text_column, _TEXT, "text", "--text-column")
-        label_col = require(raw, options.label_column, _LABEL, "label", "--label-column")
-        body = text(_ARTEFACT.sub(" ", f" {raw.values[text_col]} "), raw.where)
+        text_col = shared.require(raw, options.text_column, _TEXT, "text", "--text-column")
+        label_col = shared.require(raw, options.label_column, _LABEL, "label", "--label-column")
+        body = shared.text(_ARTEFACT.sub(" ", f" {raw.values[text_col]} "), raw.where)
         name = label(raw.values[label_col], raw.where)
         # keyed by text, so a situation repeated under two emotions never straddles two splits
-        split = row_split(raw, hash_split(body, options.split_seed))
-        out.append(row(row_id(raw, ("mykey", "id")), body, None, [name], split))
+        split = shared.row_split(raw, shared.hash_split(body, options.split_seed))
+        out.append(shared.row(shared.row_id(raw, ("mykey", "id")), body, None, [name], split))
     return out
 
 
 def _raw_rows(path: Path, split: str | None) -> Iterator[RawRow]:
     """An ISEAR table; a headerless two-column `emotion,text` file is read as such."""
     if path.suffix.lower() in {".jsonl", ".json", ".parquet"}:
-        yield from file_rows(path, split)
+        yield from shared.file_rows(path, split)
         return
     cells_iter = delimited_rows(path, read_text(path, legacy=True))
     first = next(cells_iter, None)
@@ -72,7 +58,7 @@ def _raw_rows(path: Path, split: str | None) -> Iterator[RawRow]:
         return
     headerless = len(first[1]) == 2 and first[1][0].strip().lower() in get_task("isear").labels
     if not headerless:
-        yield from file_rows(path, split)
+        yield from shared.file_rows(path, split)
         return
     for n, cells in [first, *cells_iter]:
         if len(cells) != 2:
