@@ -54,7 +54,7 @@ def is_saved_dataset(path: Path) -> bool:
     return path.is_dir() and any((path / marker).is_file() for marker in SAVED_DATASET_MARKERS)
 
 
-def looks_like_path(source: str) -> bool:
+def _looks_like_path(source: str) -> bool:
     """Whether a missing `source` was meant as a path: a Hub id is "name" or "owner/name" with no data suffix."""
     return (
         source.startswith((".", "/", "~"))
@@ -69,7 +69,7 @@ def locate(source: str | Path, what: str = "data") -> Path | str:
     path = Path(source).expanduser()
     if path.exists():
         return path
-    if isinstance(source, Path) or looks_like_path(str(source)):
+    if isinstance(source, Path) or _looks_like_path(str(source)):
         raise EmopillarsError(f"{what} not found: {source} (no such file or folder)")
     return str(source)
 
