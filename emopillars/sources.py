@@ -64,13 +64,13 @@ def _looks_like_path(source: str) -> bool:
     )
 
 
-def locate(source: str | Path, what: str = "data") -> Path | str:
+def locate(source: str | Path, what: str = "data file") -> Path | str:
     """An existing path, else the Hub id `source` names; a missing path is a one-line error naming `what`."""
     path = Path(source).expanduser()
     if path.exists():
         return path
     if isinstance(source, Path) or _looks_like_path(str(source)):
-        raise EmopillarsError(f"{what} not found: {source} (no such file or folder)")
+        raise EmopillarsError(f"{what} not found: {source}")
     return str(source)
 
 

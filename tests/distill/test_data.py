@@ -88,7 +88,7 @@ def test_every_split_alias_is_accepted() -> None:
 
 
 def test_missing_paths_and_modes(tmp_path: Path, synth_dir: Path) -> None:
-    with pytest.raises(EmopillarsError, match="data not found: .*nope.jsonl"):
+    with pytest.raises(EmopillarsError, match="data file not found"):
         read_records(tmp_path / "nope.jsonl")
     with pytest.raises(EmopillarsError, match="neither a synth output"):
         read_records(tmp_path)
