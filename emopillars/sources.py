@@ -21,9 +21,9 @@ from emopillars.jsonl import json_objects
 
 log = logging.getLogger(__name__)
 
-# Order matters: the synth export stores modes as ClassLabel ids in this order.
-Mode = Literal["contextual", "contextless"]
-MODES: tuple[str, ...] = get_args(Mode)
+Mode = Literal["contextless", "contextual"]  # the default first, as --help lists it
+# The synth export stores modes as ClassLabel ids in this order (contextual = 0): saved datasets depend on it.
+MODES: tuple[str, ...] = get_args(Mode)[::-1]
 ProblemType = Literal["multi_label", "single_label"]
 SplitName = Literal["train", "validation", "test"]
 SPLITS: tuple[str, ...] = get_args(SplitName)
