@@ -8,7 +8,7 @@ from emopillars.downstream.readers import shared
 from emopillars.downstream.readers.shared import ReadOptions, Row
 from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
-from emopillars.sources import locate, read_text
+from emopillars.sources import read_text
 
 _HEADER = ["id", "turn1", "turn2", "turn3", "label"]
 
@@ -40,7 +40,7 @@ def _read_file(path: Path, split: str | None, options: ReadOptions) -> list[Row]
 
 
 def read(source: str | Path, options: ReadOptions) -> list[Row]:
-    path = locate(source, "EmoContext release file or folder")
-    if isinstance(path, str):
+    path = Path(source).expanduser()
+    if not path.exists():
         raise EmopillarsError(f"{source}: no such file or folder (EmoContext is read from its released files)")
     return [r for file, split in shared.split_files(path, (".txt", ".tsv")) for r in _read_file(file, split, options)]
