@@ -171,7 +171,7 @@ def demo(cfg: DemoConfig) -> None:
 def finetune(cfg: FinetuneConfig, hub: HubOptions) -> None:
     """Fine-tune a model on GoEmotions, ISEAR, IEMOCAP or EmoContext (takes every `train` option too)."""
     from emopillars.downstream.finetune import finetune as run
-    from emopillars.downstream.metrics import comparison_table
+    from emopillars.downstream.references import comparison_table
     from emopillars.downstream.tasks import get_task
 
     result = run(cfg)
@@ -187,7 +187,7 @@ def finetune(cfg: FinetuneConfig, hub: HubOptions) -> None:
 def evaluate(cfg: EvaluateConfig) -> None:
     """Score a model on a dataset split with the literature's metrics, beside the published numbers."""
     from emopillars.downstream.evaluate import evaluate as run
-    from emopillars.downstream.metrics import comparison_table
+    from emopillars.downstream.references import comparison_table
     from emopillars.downstream.tasks import get_task
 
     result = run(cfg)

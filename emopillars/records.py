@@ -6,16 +6,15 @@ after constrained decoding; the exported `Example` is one line of `examples.json
 
 from __future__ import annotations
 
-from typing import Literal
+from typing import Annotated, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, field_validator
 
+from emopillars.sources import MODES as MODES  # re-exported: synth.pipeline reads the modes here
+from emopillars.sources import Mode, SplitName
 from emopillars.taxonomy import LABELS
 
 Emotion = Literal[LABELS]  # type: ignore[valid-type]
-MODES = ("contextual", "contextless")
-Mode = Literal[MODES]  # type: ignore[valid-type]
-Split = Literal["train", "validation", "test"]
 
 
 class Record(BaseModel):
@@ -31,15 +30,17 @@ class Passage(Record):
     text: str = Field(min_length=1)
 
 
-def _clean(text: str) -> str:
-    return " ".join(text.split())
+def _fold(value: object) -> object:
+    return " ".join(value.split()) if isinstance(value, str) else value
+
+
+# LLM text with its white space folded before the length bounds apply: a run of newlines is not content.
+Folded = Annotated[str, BeforeValidator(_fold)]
 
 
 class Character(Record):
-    name: str = Field(min_length=1, max_length=80)
-    description: str = Field(min_length=1, max_length=400)
-
-    _strip = field_validator("name", "description", mode="before")(lambda v: _clean(v) if isinstance(v, str) else v)
+    name: Folded = Field(min_length=1, max_length=80)
+    description: Folded = Field(min_length=1, max_length=400)
 
 
 class CharacterList(Record):
@@ -51,10 +52,8 @@ class CharacterList(Record):
 class Scene(Record):
     """Stage 3 output: the moment in the story (third person) and what the character says (first person)."""
 
-    context: str = Field(min_length=10, max_length=1200)
-    utterance: str = Field(min_length=3, max_length=600)
-
-    _strip = field_validator("context", "utterance", mode="before")(lambda v: _clean(v) if isinstance(v, str) else v)
+    context: Folded = Field(min_length=10, max_length=1200)
+    utterance: Folded = Field(min_length=3, max_length=600)
 
 
 class Rewrites(Record):
@@ -74,10 +73,8 @@ class EmotionScores(Record):
     The account comes first so that it conditions the scores; an emotion listed twice makes the output invalid.
     """
 
-    explication: str = Field(min_length=1, max_length=600)
+    explication: Folded = Field(min_length=1, max_length=600)
     emotions: list[EmotionScore] = Field(min_length=1, max_length=len(LABELS))
-
-    _strip = field_validator("explication", mode="before")(lambda v: _clean(v) if isinstance(v, str) else v)
 
     @field_validator("emotions")
     @classmethod
@@ -105,7 +102,7 @@ class Example(Record):
 
     id: str
     mode: Mode
-    split: Split
+    split: SplitName
     passage_id: str
     character: str
     character_description: str

@@ -1,4 +1,4 @@
-"""The 28 GoEmotions labels and their mappings onto the label sets of downstream datasets.
+"""The 28 GoEmotions labels, their definitions and the words that name them.
 
 The order is the canonical GoEmotions order (Demszky et al., 2020): label ids in every model,
 JSON schema and export of this project index into `LABELS`.
@@ -87,56 +87,6 @@ LABEL_WORDS: dict[str, str] = {
 def names_label(text: str, label: str) -> bool:
     """Whether `text` contains the word naming `label` or one of its inflections."""
     return re.search(rf"\b(?:{LABEL_WORDS[label]})\b", text, flags=re.IGNORECASE) is not None
-
-
-# Ekman grouping from the GoEmotions paper (Table 9 / the released ekman_mapping.json).
-EKMAN: dict[str, tuple[str, ...]] = {
-    "anger": ("anger", "annoyance", "disapproval"),
-    "disgust": ("disgust",),
-    "fear": ("fear", "nervousness"),
-    "joy": (
-        "joy", "amusement", "approval", "excitement", "gratitude", "love", "optimism",
-        "relief", "pride", "admiration", "desire", "caring",
-    ),
-    "sadness": ("sadness", "disappointment", "embarrassment", "grief", "remorse"),
-    "surprise": ("surprise", "realization", "confusion", "curiosity"),
-    "neutral": ("neutral",),
-}  # fmt: skip
-
-# Downstream label -> the GoEmotions labels whose head rows initialise it (rows are averaged).
-# Each mapping is documented in the README ("Label mappings").
-ISEAR: dict[str, tuple[str, ...]] = {
-    "joy": ("joy",),
-    "fear": ("fear",),
-    "anger": ("anger",),
-    "sadness": ("sadness",),
-    "disgust": ("disgust",),
-    "shame": ("embarrassment",),
-    "guilt": ("remorse",),
-}
-IEMOCAP: dict[str, tuple[str, ...]] = {
-    "neu": ("neutral",),
-    "hap": ("joy",),
-    "sad": ("sadness",),
-    "ang": ("anger",),
-    "exc": ("excitement",),
-    "fru": ("annoyance", "disappointment"),
-}
-EMOCONTEXT: dict[str, tuple[str, ...]] = {
-    "happy": ("joy", "amusement", "excitement"),
-    "sad": ("sadness", "grief", "disappointment"),
-    "angry": ("anger", "annoyance"),
-    "others": ("neutral",),
-}
-GOEMOTIONS: dict[str, tuple[str, ...]] = {label: (label,) for label in LABELS}
-
-MAPPINGS: dict[str, dict[str, tuple[str, ...]]] = {
-    "goemotions": GOEMOTIONS,
-    "isear": ISEAR,
-    "iemocap": IEMOCAP,
-    "emocontext": EMOCONTEXT,
-    "ekman": EKMAN,
-}
 
 
 def check_labels(names: list[str] | tuple[str, ...], where: str) -> None:

@@ -15,14 +15,12 @@ from typing import NamedTuple
 
 from emopillars.corpora.passages import passage_id, split_passages
 from emopillars.errors import EmopillarsError
-from emopillars.jsonl import json_objects
 from emopillars.records import Passage
+from emopillars.sources import is_saved_dataset, jsonl_rows, load_dataset, locate, main_part, read_text
 
 log = logging.getLogger(__name__)
 
 BUNDLED = "bundled"
-# Files `Dataset.save_to_disk` / `DatasetDict.save_to_disk` always write.
-_SAVED_DATASET_MARKERS = ("dataset_info.json", "state.json", "dataset_dict.json")
 
 
 class Document(NamedTuple):
@@ -83,38 +81,20 @@ def _documents(source: str | None, text_field: str) -> Iterator[Document]:
     """Pick the reader for a source; existence and format errors surface before any text is read."""
     if source is None:
         return _read_jsonl(bundled_corpus_path(), "text")
-    path = Path(source).expanduser()
-    if path.is_dir():
-        if any((path / marker).is_file() for marker in _SAVED_DATASET_MARKERS):
-            return _read_saved_dataset(path, text_field)
-        return _read_txt_folder(path)
-    if path.is_file():
-        if path.suffix == ".jsonl":
-            return _read_jsonl(path, text_field)
-        if path.suffix == ".txt":
-            return iter([_read_txt(path, path.stem)])
-        raise EmopillarsError(f"corpus file {path} is neither .jsonl nor .txt")
-    if _looks_like_path(source):
-        raise EmopillarsError(f"corpus path {source} does not exist")
-    return _read_hub_dataset(source, text_field)
-
-
-def _looks_like_path(source: str) -> bool:
-    # A hub id is "name" or "owner/name"; anything else the user typed is a path that is missing.
-    return (
-        source.startswith((".", "/", "~"))
-        or source.count("/") > 1
-        or "\\" in source
-        or Path(source).suffix in {".jsonl", ".json", ".txt"}
-    )
+    located = locate(source, "corpus")
+    if isinstance(located, str) or is_saved_dataset(located):
+        return _dataset_documents(main_part(load_dataset(located)), str(source), text_field)
+    if located.is_dir():
+        return _read_txt_folder(located)
+    if located.suffix == ".jsonl":
+        return _read_jsonl(located, text_field)
+    if located.suffix == ".txt":
+        return iter([_read_txt(located, located.stem)])
+    raise EmopillarsError(f"corpus file {located} is neither .jsonl nor .txt")
 
 
 def _read_txt(path: Path, doc_id: str) -> Document:
-    try:
-        text = path.read_bytes().decode("utf-8")
-    except UnicodeDecodeError as exc:
-        raise EmopillarsError(f"corpus file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    return Document(doc_id=doc_id, title=path.stem, text=text)
+    return Document(doc_id=doc_id, title=path.stem, text=read_text(path))
 
 
 def _read_txt_folder(folder: Path) -> Iterator[Document]:
@@ -138,15 +118,11 @@ def _txt_documents(folder: Path, paths: list[Path]) -> Iterator[Document]:
 
 
 def _read_jsonl(path: Path, text_field: str) -> Iterator[Document]:
-    try:
-        lines = path.read_bytes().decode("utf-8").splitlines()
-    except UnicodeDecodeError as exc:
-        raise EmopillarsError(f"corpus file {path} is not UTF-8 text ({exc.reason} at byte {exc.start})") from exc
-    return _jsonl_documents(path, lines, text_field)
+    return _jsonl_documents(path, list(jsonl_rows(path)), text_field)
 
 
-def _jsonl_documents(path: Path, lines: list[str], text_field: str) -> Iterator[Document]:
-    for number, row in json_objects(path, lines):
+def _jsonl_documents(path: Path, rows: list[tuple[int, dict]], text_field: str) -> Iterator[Document]:
+    for number, row in rows:
         if not isinstance(row.get(text_field), str):
             raise EmopillarsError(f"{path}:{number}: has no string field '{text_field}'")
         doc_id = str(row.get("id", f"{path.stem}-{number}"))
@@ -155,38 +131,6 @@ def _jsonl_documents(path: Path, lines: list[str], text_field: str) -> Iterator[
 
 def _optional_str(value: object) -> str | None:
     return None if value is None else str(value)
-
-
-def _read_saved_dataset(folder: Path, text_field: str) -> Iterator[Document]:
-    import datasets
-
-    try:
-        loaded = datasets.load_from_disk(str(folder))
-    except Exception as exc:  # datasets raises several types for a damaged folder
-        raise EmopillarsError(f"cannot load the saved dataset at {folder}: {exc}") from exc
-    return _dataset_documents(_pick_split(loaded), str(folder), text_field)
-
-
-def _read_hub_dataset(name: str, text_field: str) -> Iterator[Document]:
-    import datasets
-
-    try:
-        loaded = datasets.load_dataset(name)
-    except Exception as exc:  # missing, private, gated, offline: all mean "cannot use this id"
-        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise EmopillarsError(
-            f"corpus '{name}' is not a local path and not a loadable Hugging Face dataset ({reason})"
-        ) from exc
-    return _dataset_documents(_pick_split(loaded), name, text_field)
-
-
-def _pick_split(loaded):
-    """A DatasetDict gives its "train" split, else its first; a Dataset is used as is."""
-    import datasets
-
-    if isinstance(loaded, datasets.DatasetDict):
-        return loaded["train"] if "train" in loaded else loaded[next(iter(loaded))]
-    return loaded
 
 
 def _dataset_documents(dataset, name: str, text_field: str) -> Iterator[Document]:

@@ -15,10 +15,9 @@ from pathlib import Path
 from typing import Any
 
 from emopillars.errors import EmopillarsError
-from emopillars.jsonl import json_objects
+from emopillars.sources import jsonl_rows
 
 ALL = "all"
-FILTERS = ("label", "mode", "split", "expressiveness")
 
 
 @dataclass(frozen=True)
@@ -88,8 +87,7 @@ def load_corpus(folder: str | Path) -> Corpus:
 def _read(path: Path, stamp: tuple[int, int]) -> Corpus:
     """Cached per folder and file times: every filter change reads the run again otherwise."""
     examples = path / "examples.jsonl"
-    with examples.open(encoding="utf-8") as fh:
-        numbered = list(json_objects(examples, fh))
+    numbered = list(jsonl_rows(examples))
     for number, row in numbered:
         if not isinstance(row.get("utterance"), str):
             raise EmopillarsError(f"{examples}:{number}: no 'utterance' text")

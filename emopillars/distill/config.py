@@ -1,6 +1,6 @@
 """Settings of `emopillars train`: one pydantic model, saved as config.json beside the model.
 
-The label set and problem type are fields so the downstream fine-tuning (issue 4) reuses the
+The label set and problem type are fields so the downstream fine-tuning reuses the
 same trainer with its own labels (e.g. ISEAR's 7 single-label classes).
 """
 
@@ -12,10 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 
 from emopillars.config import StrictModel
+from emopillars.sources import Mode, ProblemType
 from emopillars.taxonomy import LABELS
-
-Mode = Literal["contextless", "contextual"]
-ProblemType = Literal["multi_label", "single_label"]
 
 
 class TrainConfig(StrictModel):

@@ -21,7 +21,6 @@ targets (a distribution per row for single_label) and `gold` (N, L) int8 hard la
 
 from __future__ import annotations
 
-import csv
 import json
 import logging
 from dataclasses import dataclass, field
@@ -31,7 +30,16 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emopillars.errors import EmopillarsError
-from emopillars.jsonl import json_objects
+from emopillars.sources import (
+    SPLIT_ALIASES,
+    SPLITS,
+    dataset_parts,
+    is_saved_dataset,
+    load_dataset,
+    read_text,
+    split_name,
+    table_rows,
+)
 from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
@@ -39,7 +47,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-SPLITS = ("train", "validation", "test")
 TEXT_COLUMNS = ("utterance", "text")
 TARGET_COLUMNS = ("soft_labels", "labels")
 
@@ -121,20 +128,6 @@ class Splits:
 # --- reading ----------------------------------------------------------------------------------------
 
 
-def _read_jsonl(path: Path) -> list[dict]:  # predict's inputs: small files, no datasets cache
-    with path.open(encoding="utf-8") as fh:
-        return [row for _, row in json_objects(path, fh)]
-
-
-def _read_csv(path: Path) -> list[dict]:
-    with path.open(encoding="utf-8", newline="") as fh:
-        return [dict(r) for r in csv.DictReader(fh)]
-
-
-SPLIT_NAMES = {"dev": "validation", "valid": "validation", "val": "validation"}
-FILE_FORMATS = {".jsonl": "json", ".json": "json", ".csv": "csv", ".parquet": "parquet"}
-
-
 def _decoder(feature: Any) -> Any:
     """ids -> names for a ClassLabel column or a list of ClassLabels; None for any other column."""
     import datasets
@@ -161,8 +154,8 @@ def records_from_dataset(ds: Any, cfg: TrainConfig | None = None) -> list[dict]:
                 raise EmopillarsError(f"{cfg.data}: no split {cfg.data_split!r} (has {sorted(ds)})")
             return records_from_dataset(ds[cfg.data_split], cfg)
         rows = []
-        for name, part in ds.items():
-            split = SPLIT_NAMES.get(name, name)
+        for name, part in dataset_parts(ds):
+            split = split_name(name) or name
             rows.extend({**r, "split": r.get("split") or split} for r in records_from_dataset(part))
         return rows
     if not isinstance(ds, datasets.Dataset):
@@ -175,40 +168,16 @@ def records_from_dataset(ds: Any, cfg: TrainConfig | None = None) -> list[dict]:
     return rows
 
 
-def _load(where: str, loader: Any) -> Any:
-    try:
-        return loader()
-    except EmopillarsError:
-        raise
-    except Exception as exc:  # a bad file, folder or Hub id: one line naming it
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise EmopillarsError(f"cannot read {where}: {first}") from None
-
-
 def read_dataset(path: str | Path, config: str | None = None, split: str | None = None) -> Any:
-    """The `datasets` object behind a synth folder, .jsonl/.json/.csv/.parquet, save_to_disk folder or Hub id."""
-    import datasets
-
+    """The `datasets` object behind a synth output folder, or any source `sources.load_dataset` opens."""
     p = Path(path)
-    if p.is_dir():
-        if (p / "dataset" / "dataset_dict.json").is_file():
-            return _load(str(p), lambda: datasets.load_from_disk(str(p / "dataset")))
+    if p.is_dir() and not is_saved_dataset(p):
+        if is_saved_dataset(p / "dataset"):
+            return load_dataset(p / "dataset")
         if (p / "examples.jsonl").is_file():
-            return read_dataset(p / "examples.jsonl")
-        if (p / "dataset_dict.json").is_file() or (p / "dataset_info.json").is_file():
-            return _load(str(p), lambda: datasets.load_from_disk(str(p)))
+            return load_dataset(p / "examples.jsonl")
         raise EmopillarsError(f"{p} holds neither a synth output (examples.jsonl, dataset/) nor a saved dataset")
-    if p.suffix in FILE_FORMATS:
-        if not p.is_file():
-            raise EmopillarsError(f"data file not found: {p}")
-        if p.suffix == ".jsonl":  # one line per error, with its number, before datasets parses it
-            with p.open(encoding="utf-8") as fh:
-                for _ in json_objects(p, fh):
-                    pass
-        return _load(str(p), lambda: datasets.load_dataset(FILE_FORMATS[p.suffix], data_files=str(p), split="train"))
-    if p.suffix or str(path).startswith((".", "/", "~")):
-        raise EmopillarsError(f"data not found or not .jsonl/.json/.csv/.parquet/folder/Hub dataset id: {path}")
-    return _load(f"Hub dataset {path!r}", lambda: datasets.load_dataset(str(path), config, split=split))
+    return load_dataset(path, config, split)
 
 
 def read_records(path: str | Path, cfg: TrainConfig | None = None) -> list[dict]:
@@ -223,8 +192,8 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     if not p.is_file():
         raise EmopillarsError(f"input file not found: {p}")
     if p.suffix not in {".jsonl", ".csv"}:
-        return [line.strip() for line in p.read_text(encoding="utf-8").splitlines() if line.strip()], None
-    rows = _read_jsonl(p) if p.suffix == ".jsonl" else _read_csv(p)
+        return [line.strip() for line in read_text(p).splitlines() if line.strip()], None
+    rows = [row for _, row in table_rows(p)]
     if not rows:
         raise EmopillarsError(f"{p} holds no rows")
     column = next((c for c in TEXT_COLUMNS if c in rows[0]), None)
@@ -338,12 +307,12 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         targets.append(soft)
         gold.append(hard)
         split = row.get("split")
-        splits.append(SPLIT_NAMES.get(split, split))
+        splits.append(split_name(split) or split)
     if not texts:
         raise EmopillarsError(f"{where}: no row has a label of the label set {list(labels)}")
     bad = sorted({s for s in splits if s not in (None, "", *SPLITS)})
     if bad:
-        raise EmopillarsError(f"{where}: column 'split' has value(s) {bad}; allowed: {list(SPLITS)}")
+        raise EmopillarsError(f"{where}: column 'split' has value(s) {bad}; allowed: {', '.join(SPLIT_ALIASES)}")
     data = Split(
         texts,
         contexts if cfg.mode == "contextual" else None,

@@ -4,8 +4,8 @@ from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
 from emopillars.downstream.evaluate import evaluate
 from emopillars.downstream.finetune import finetune
 from emopillars.downstream.mapping import map_head_rows, mapped_head
-from emopillars.downstream.metrics import comparison_table, references, task_metrics
 from emopillars.downstream.readers import ReadOptions, read_task
+from emopillars.downstream.references import comparison_table, references
 from emopillars.downstream.tasks import TASKS, Task, get_task
 
 __all__ = [
@@ -22,5 +22,4 @@ __all__ = [
     "mapped_head",
     "read_task",
     "references",
-    "task_metrics",
 ]

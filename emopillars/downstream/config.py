@@ -15,9 +15,9 @@ from emopillars.config import StrictModel
 from emopillars.distill.config import TrainConfig
 from emopillars.downstream.readers import ReadOptions
 from emopillars.downstream.tasks import TASKS
+from emopillars.sources import SplitName
 
 TaskName = Literal["goemotions", "isear", "iemocap", "emocontext"]
-SplitName = Literal["train", "validation", "test"]
 # Trainer fields about reading `train`-format data; a task reads its own release format instead.
 TRAIN_ONLY = ("labels_column", "context_column", "data_config", "data_split")
 

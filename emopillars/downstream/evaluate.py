@@ -14,11 +14,13 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from emopillars.distill.metrics import prediction_metrics
 from emopillars.downstream.config import EvaluateConfig
-from emopillars.downstream.metrics import references, task_metrics
-from emopillars.downstream.readers import Row, read_task, split_of
+from emopillars.downstream.readers import Row, read_task
+from emopillars.downstream.references import references
 from emopillars.downstream.tasks import Task, get_task
 from emopillars.errors import EmopillarsError
+from emopillars.sources import split_name
 
 if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
@@ -44,12 +46,12 @@ def score(
     task: Task | None = None,
     batch_size: int = 64,
 ) -> dict[str, Any]:
-    """Predict with `clf` and compute the metric block (see `metrics.task_metrics`)."""
+    """Predict with `clf` and compute the metric block (see `distill.metrics.prediction_metrics`)."""
     contexts = contexts if clf.mode == "contextual" else None
     predictions = clf.predict(texts, contexts, batch_size=batch_size)
     pred = label_matrix([p["labels"] for p in predictions], clf.labels)
     single = clf.problem_type == "single_label"
-    return task_metrics(gold, pred, clf.labels, single, task.emotion_labels if task else None)
+    return prediction_metrics(gold, pred, clf.labels, single, task.emotion_labels if task else None)
 
 
 def task_rows(clf: EmotionClassifier, task: Task, rows: list[Row]) -> tuple[list[str], list[str], np.ndarray]:
@@ -87,7 +89,7 @@ def _train_format_split(clf: EmotionClassifier, cfg: EvaluateConfig) -> Split:
     )
     if not any(r.get("split") for r in records):
         return getattr(build_splits(records, settings, cfg.data), cfg.split)
-    chosen = [{**r, "split": None} for r in records if split_of(str(r.get("split") or "")) == cfg.split]
+    chosen = [{**r, "split": None} for r in records if split_name(r.get("split")) == cfg.split]
     if len(chosen) < 2:
         raise EmopillarsError(f"{cfg.data}: split {cfg.split!r} has {len(chosen)} row(s); at least 2 are needed")
     # build_splits re-splits the unsplit rows; the metrics only need them all, in any order.
@@ -104,15 +106,11 @@ def _saved_json(folder: Path | None, name: str) -> dict[str, Any]:
 
 
 def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[str, Any]:
-    """Run `emopillars evaluate`; returns (and writes to `cfg.out`) the result.
-
-    Args:
-        cfg: the settings.
-        clf: an already loaded classifier of `cfg.model` (saves loading it again).
+    """Run `emopillars evaluate` (`clf`, when given, saves loading `cfg.model` again); also written to `cfg.out`.
 
     Returns:
         {"model", "task", "data", "split", "n", "metrics", "references"}; `metrics` as
-        `metrics.task_metrics`, `references` the published numbers for the task with sources.
+        `distill.metrics.prediction_metrics`, `references` the published numbers for the task with sources.
     """
     from emopillars.distill.classifier import EmotionClassifier
 

@@ -1,7 +1,7 @@
 """A downstream task's initial classifier head, built from a pretrained 28-label emopillars head.
 
 Each task label starts as the average of the output-layer rows (weight and bias) of the pretrained
-labels it maps to (`emopillars.taxonomy`, documented in docs/label_mappings.md): ISEAR `guilt`
+labels it maps to (`Task.mapping`, documented in docs/label_mappings.md): ISEAR `guilt`
 starts where `remorse` ended, EmoContext `happy` between `joy`, `amusement` and `excitement`. The
 fine-tuning then starts from a head that already separates the task's classes instead of from noise.
 """

@@ -1,20 +1,18 @@
 """The four downstream benchmarks: label set, problem type, input mode and headline metrics.
 
 A `Task` is everything the finetune/evaluate code needs to know about a benchmark besides how
-its files are laid out (that is `readers.py`). Label order is the order of the public release's
-codebook, and the mapping onto the 28 pretrained labels comes from `emopillars.taxonomy`.
+its files are laid out (that is `readers/`). Label order is the order of the public release's
+codebook; the mapping onto the 28 pretrained labels is defined here, beside the task that uses it.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Any
 
-from emopillars import taxonomy
 from emopillars.errors import EmopillarsError
-
-ProblemType = Literal["multi_label", "single_label"]
-Mode = Literal["contextless", "contextual"]
+from emopillars.sources import Mode, ProblemType
+from emopillars.taxonomy import LABELS
 
 
 @dataclass(frozen=True)
@@ -40,37 +38,54 @@ class Task:
     emotion_labels: tuple[str, ...] | None = None
 
 
+# Task label -> the GoEmotions labels whose head rows initialise it (rows are averaged); each mapping is
+# argued in docs/label_mappings.md. Key order is the release's codebook order, e.g. ISEAR's codes 1-7.
+ISEAR: dict[str, tuple[str, ...]] = {
+    "joy": ("joy",),
+    "fear": ("fear",),
+    "anger": ("anger",),
+    "sadness": ("sadness",),
+    "disgust": ("disgust",),
+    "shame": ("embarrassment",),
+    "guilt": ("remorse",),
+}
+IEMOCAP: dict[str, tuple[str, ...]] = {
+    "neu": ("neutral",),
+    "hap": ("joy",),
+    "sad": ("sadness",),
+    "ang": ("anger",),
+    "exc": ("excitement",),
+    "fru": ("annoyance", "disappointment"),
+}
+EMOCONTEXT: dict[str, tuple[str, ...]] = {
+    "happy": ("joy", "amusement", "excitement"),
+    "sad": ("sadness", "grief", "disappointment"),
+    "angry": ("anger", "annoyance"),
+    "others": ("neutral",),
+}
+
+
+def _task(name: str, mapping: dict[str, tuple[str, ...]], **fields: Any) -> Task:
+    return Task(name=name, labels=tuple(mapping), mapping=mapping, **fields)
+
+
 TASKS: dict[str, Task] = {
-    "goemotions": Task(
-        name="goemotions",
-        labels=taxonomy.LABELS,
+    "goemotions": _task(
+        "goemotions",
+        {label: (label,) for label in LABELS},
         problem_type="multi_label",
         mode="contextless",
-        mapping=taxonomy.GOEMOTIONS,
         metrics=("macro_f1", "micro_f1"),
     ),
-    "isear": Task(
-        name="isear",
-        labels=tuple(taxonomy.ISEAR),  # joy fear anger sadness disgust shame guilt: the ISEAR codes 1-7
-        problem_type="single_label",
-        mode="contextless",
-        mapping=taxonomy.ISEAR,
-        metrics=("accuracy", "macro_f1"),
+    "isear": _task("isear", ISEAR, problem_type="single_label", mode="contextless", metrics=("accuracy", "macro_f1")),
+    "iemocap": _task(
+        "iemocap", IEMOCAP, problem_type="single_label", mode="contextual", metrics=("weighted_f1", "accuracy")
     ),
-    "iemocap": Task(
-        name="iemocap",
-        labels=tuple(taxonomy.IEMOCAP),
+    "emocontext": _task(
+        "emocontext",
+        EMOCONTEXT,
         problem_type="single_label",
         mode="contextual",
-        mapping=taxonomy.IEMOCAP,
-        metrics=("weighted_f1", "accuracy"),
-    ),
-    "emocontext": Task(
-        name="emocontext",
-        labels=tuple(taxonomy.EMOCONTEXT),
-        problem_type="single_label",
-        mode="contextual",
-        mapping=taxonomy.EMOCONTEXT,
         metrics=("micro_f1", "accuracy", "macro_f1"),
         emotion_labels=("happy", "sad", "angry"),
     ),

@@ -1,8 +1,8 @@
 """Versioned prompt templates (Jinja2 files `<stage>.v<N>.j2`) and the JSON schemas they ask for.
 
 A prompt is changed by adding a new version file, so cached calls of the old version stay valid
-for the runs that used it. Schemas take their label enum from `taxonomy.LABELS`, so constrained
-decoding cannot produce an emotion outside the taxonomy.
+for the runs that used it. Schemas are generated from the `records` models the outputs are validated
+against, so constrained decoding cannot produce an emotion outside the taxonomy or a field out of bounds.
 """
 
 from __future__ import annotations
@@ -14,8 +14,9 @@ from pathlib import Path
 from typing import Any
 
 import jinja2
+from pydantic import BaseModel
 
-from emopillars.taxonomy import LABELS
+from emopillars.records import CharacterList, EmotionScores, Rewrites, Scene
 
 _DIR = Path(__file__).parent
 _ENV = jinja2.Environment(
@@ -47,76 +48,55 @@ def render(template: str, **variables: Any) -> str:
     return _ENV.get_template(template).render(**variables).strip()
 
 
+def record_schema(record: type[BaseModel], tighter: dict[str, dict[str, int]] | None = None) -> dict:
+    """The JSON schema of a record, as constrained decoding takes it: `$ref`s inlined, no annotations.
+
+    The enum and length bounds come from the record's own fields, so decoding cannot produce what
+    validation then rejects. `tighter` narrows bounds per call (`{"characters": {"maxItems": 3}}`,
+    keyed by property path with dots); it only ever narrows, so the schema stays within the record.
+    """
+    schema = record.model_json_schema()
+    defs = schema.pop("$defs", {})
+    schema = _inline(schema, defs)
+    for path, bounds in (tighter or {}).items():
+        node = schema
+        for key in path.split("."):
+            node = node["properties"][key] if key != "[]" else node["items"]
+        for bound, value in bounds.items():
+            current = node.get(bound)
+            narrower = max if bound.startswith("min") else min
+            node[bound] = value if current is None else narrower(current, value)
+    return schema
+
+
+def _inline(node: Any, defs: dict) -> Any:
+    if isinstance(node, list):
+        return [_inline(item, defs) for item in node]
+    if not isinstance(node, dict):
+        return node
+    if "$ref" in node:
+        return _inline(defs[node["$ref"].rsplit("/", 1)[-1]], defs)
+    # Titles and docstrings are annotations: left in, editing a docstring would change every cache key.
+    return {k: _inline(v, defs) for k, v in node.items() if not (k in {"title", "description"} and isinstance(v, str))}
+
+
 def characters_schema(max_characters: int) -> dict:
-    return {
-        "type": "object",
-        "properties": {
-            "characters": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_characters,
-                "items": {
-                    "type": "object",
-                    "properties": {"name": {"type": "string"}, "description": {"type": "string"}},
-                    "required": ["name", "description"],
-                    "additionalProperties": False,
-                },
-            }
-        },
-        "required": ["characters"],
-        "additionalProperties": False,
-    }
+    return record_schema(CharacterList, {"characters": {"maxItems": max_characters}})
 
 
 def scene_schema() -> dict:
-    # Length bounds as in records.Scene, so that decoding cannot produce what validation rejects.
-    return {
-        "type": "object",
-        "properties": {
-            "context": {"type": "string", "minLength": 10, "maxLength": 1200},
-            "utterance": {"type": "string", "minLength": 3, "maxLength": 600},
-        },
-        "required": ["context", "utterance"],
-        "additionalProperties": False,
-    }
+    return record_schema(Scene)
 
 
 def label_schema(max_emotions: int) -> dict:
     """The explication comes first (decoders keep property order), so it conditions the scores.
 
-    No JSON-schema keyword says "unique by a field", so `records.EmotionScores` rejects a repeated emotion and the
-    runner samples again.
+    It is held to 200 characters here (one or two sentences; the stage's token budget counts on it).
+    No JSON-schema keyword says "unique by a field", so `records.EmotionScores` rejects a repeated emotion
+    and the runner samples again.
     """
-    return {
-        "type": "object",
-        "properties": {
-            "explication": {"type": "string", "minLength": 1, "maxLength": 200},
-            "emotions": {
-                "type": "array",
-                "minItems": 1,
-                "maxItems": max_emotions,
-                "items": {
-                    "type": "object",
-                    "properties": {
-                        "emotion": {"type": "string", "enum": list(LABELS)},
-                        "score": {"type": "number", "minimum": 0, "maximum": 1},
-                    },
-                    "required": ["emotion", "score"],
-                    "additionalProperties": False,
-                },
-            },
-        },
-        "required": ["explication", "emotions"],
-        "additionalProperties": False,
-    }
+    return record_schema(EmotionScores, {"explication": {"maxLength": 200}, "emotions": {"maxItems": max_emotions}})
 
 
 def rewrite_schema(k: int) -> dict:
-    return {
-        "type": "object",
-        "properties": {
-            "rewrites": {"type": "array", "minItems": k, "maxItems": k, "items": {"type": "string"}},
-        },
-        "required": ["rewrites"],
-        "additionalProperties": False,
-    }
+    return record_schema(Rewrites, {"rewrites": {"minItems": k, "maxItems": k}})

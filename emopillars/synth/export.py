@@ -15,10 +15,9 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
-from emopillars.records import EXPRESSIVENESS, MODES, Example
+from emopillars.records import EXPRESSIVENESS, Example
+from emopillars.sources import MODES, SPLITS
 from emopillars.taxonomy import LABELS
-
-SPLITS = ("train", "validation", "test")
 
 
 def example_id(*parts: str | None) -> str:

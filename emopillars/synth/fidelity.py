@@ -17,7 +17,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from emopillars.records import MODES, Example
+from emopillars.records import Example
+from emopillars.sources import MODES
 from emopillars.taxonomy import LABELS, NUM_LABELS
 
 

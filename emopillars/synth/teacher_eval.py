@@ -17,6 +17,7 @@ import numpy as np
 
 from emopillars.errors import EmopillarsError
 from emopillars.jsonl import json_objects
+from emopillars.sources import read_text
 from emopillars.synth.backends import Backend
 from emopillars.synth.config import TeacherEvalConfig
 from emopillars.synth.fidelity import first_picks
@@ -37,7 +38,7 @@ def read_gold(path: Path) -> list[Gold]:
     """Gold utterances from `.jsonl` or `.tsv`; a malformed line is a one-line error naming file:line."""
     if not path.is_file():
         raise EmopillarsError(f"gold file not found: {path}")
-    lines = path.read_text(encoding="utf-8").splitlines()
+    lines = read_text(path).splitlines()
     if path.suffix == ".jsonl":
         rows = []
         for n, obj in json_objects(path, lines):

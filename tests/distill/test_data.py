@@ -78,6 +78,13 @@ def test_bad_rows_give_one_line_errors(tmp_path: Path, rows: list[dict], match: 
         load_splits(TrainConfig(data=str(path)))
 
 
+def test_every_split_alias_is_accepted() -> None:
+    aliases = ["training", "Train", "dev", "valid", "val", "validation", "test", "TEST"]
+    rows = [{"text": f"row {i}", "labels": ["joy"], "split": s} for i, s in enumerate(aliases)]
+    data = build_splits(rows, TrainConfig())
+    assert {name: len(part) for name, part in data.items()} == {"train": 2, "validation": 4, "test": 2}
+
+
 def test_missing_paths_and_modes(tmp_path: Path, synth_dir: Path) -> None:
     with pytest.raises(EmopillarsError, match="data file not found"):
         read_records(tmp_path / "nope.jsonl")

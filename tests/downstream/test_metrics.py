@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from emopillars.downstream.metrics import comparison_table, references, task_metrics
+from emopillars.distill.metrics import prediction_metrics
+from emopillars.downstream.references import comparison_table, references
 from emopillars.downstream.tasks import TASKS
 
 EMO = TASKS["emocontext"]
@@ -18,7 +19,7 @@ def _onehot(names: list[str], labels: tuple[str, ...]) -> np.ndarray:
 def test_emocontext_micro_f1_leaves_out_others() -> None:
     gold = _onehot(["happy", "others", "sad", "angry", "others"], EMO.labels)
     pred = _onehot(["happy", "happy", "others", "angry", "others"], EMO.labels)
-    m = task_metrics(gold, pred, EMO.labels, True, EMO.emotion_labels)
+    m = prediction_metrics(gold, pred, EMO.labels, True, EMO.emotion_labels)
     # over happy/sad/angry: TP 2 (happy, angry), FP 1 (happy for others), FN 1 (sad) -> P = R = F1 = 2/3
     assert m["micro_f1"] == pytest.approx(2 / 3) and m["micro_precision"] == pytest.approx(2 / 3)
     assert m["accuracy"] == pytest.approx(3 / 5)  # all-class micro-F1 would be this, not 2/3
@@ -29,7 +30,7 @@ def test_single_label_weighted_f1_and_accuracy() -> None:
     labels = TASKS["iemocap"].labels
     gold = _onehot(["neu", "neu", "neu", "ang"], labels)
     pred = _onehot(["neu", "neu", "ang", "ang"], labels)
-    m = task_metrics(gold, pred, labels, True)
+    m = prediction_metrics(gold, pred, labels, True)
     # neu: P 1, R 2/3, F1 0.8 (support 3); ang: P 1/2, R 1, F1 2/3 (support 1)
     assert m["weighted_f1"] == pytest.approx((3 * 0.8 + 2 / 3) / 4)
     assert m["accuracy"] == 0.75 and m["per_label"]["ang"] == {
@@ -44,7 +45,7 @@ def test_multi_label_macro_and_micro() -> None:
     labels = ("a", "b", "c")
     gold = np.array([[1, 1, 0], [0, 1, 0], [0, 0, 1]])
     pred = np.array([[1, 0, 0], [0, 1, 0], [1, 0, 0]])
-    m = task_metrics(gold, pred, labels, False)
+    m = prediction_metrics(gold, pred, labels, False)
     # a: P 1/2 R 1 F 2/3; b: P 1 R 1/2 F 2/3; c: 0 -> macro 4/9; micro: TP 2 FP 1 FN 2 -> 4/7
     assert m["macro_f1"] == pytest.approx(4 / 9) and m["micro_f1"] == pytest.approx(4 / 7)
     assert m["subset_accuracy"] == pytest.approx(1 / 3) and "accuracy" not in m

@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
-from emopillars.downstream.readers import ReadOptions, hash_split, read_task, split_of
+from emopillars.downstream.readers import ReadOptions, hash_split, read_task
 from emopillars.errors import EmopillarsError
+from emopillars.sources import split_of_file
 
 from .conftest import FIXTURES
 
@@ -58,7 +59,7 @@ def test_single_file_gets_a_stable_seeded_split() -> None:
 
 
 def test_split_names_from_release_files() -> None:
-    assert [split_of(n) for n in ("train.tsv", "dev.txt", "test.txt", "validation-0.parquet", "notes.txt")] == [
+    assert [split_of_file(n) for n in ("train.tsv", "dev.txt", "test.txt", "validation-0.parquet", "notes.txt")] == [
         "train",
         "validation",
         "test",

@@ -1,8 +1,10 @@
 """Parsing and validation of LLM outputs, on canned completions (the pipeline tests run the real model)."""
 
 import json
+from typing import Literal, get_args, get_origin
 
 import pytest
+from pydantic import BaseModel
 
 from emopillars.prompts import label_schema
 from emopillars.records import Character, Passage
@@ -83,6 +85,65 @@ def test_label_schema_enum_is_the_taxonomy_and_asks_for_the_explication_first():
     schema = label_schema(LabelStage.max_emotions)
     assert list(schema["properties"]) == ["explication", "emotions"]
     assert schema["properties"]["emotions"]["items"]["properties"]["emotion"]["enum"] == list(LABELS)
+
+
+TIGHTER = {"minLength": max, "maxLength": min, "minItems": max, "maxItems": min, "minimum": max, "maximum": min}
+
+
+def _sent_bounds(schema: dict, path: str = "") -> dict[tuple[str, str], object]:
+    """(property path, keyword) -> value for every bound and enum of a schema, nested objects and arrays too."""
+    found = {(path, k): v for k, v in schema.items() if k in TIGHTER or k == "enum"}
+    for name, sub in schema.get("properties", {}).items():
+        found |= _sent_bounds(sub, f"{path}.{name}")
+    if "items" in schema:
+        found |= _sent_bounds(schema["items"], f"{path}[]")
+    return found
+
+
+def _record_bounds(model: type[BaseModel], path: str = "") -> dict[tuple[str, str], object]:
+    """The same, read from the record's pydantic fields (not from any JSON schema)."""
+    found: dict[tuple[str, str], object] = {}
+    for name, field in model.model_fields.items():
+        at, annotation = f"{path}.{name}", field.annotation
+        is_list = get_origin(annotation) is list
+        for bound in field.metadata:
+            for attr, keyword in (("min_length", "minItems" if is_list else "minLength"), ("ge", "minimum")):
+                if getattr(bound, attr, None) is not None:
+                    found[at, keyword] = getattr(bound, attr)
+            for attr, keyword in (("max_length", "maxItems" if is_list else "maxLength"), ("le", "maximum")):
+                if getattr(bound, attr, None) is not None:
+                    found[at, keyword] = getattr(bound, attr)
+        inner = get_args(annotation)[0] if is_list else annotation
+        if get_origin(inner) is Literal:
+            found[at + ("[]" if is_list else ""), "enum"] = list(get_args(inner))
+        elif isinstance(inner, type) and issubclass(inner, BaseModel):
+            found |= _record_bounds(inner, at + ("[]" if is_list else ""))
+    return found
+
+
+@pytest.mark.parametrize(
+    ("stage", "item"),
+    [
+        (CharactersStage(CONFIG), PASSAGE),
+        (SceneStage(CONFIG), SceneTask(PASSAGE, MARA, "relief", "implicit")),
+        (LabelStage(CONFIG), LabelTask("He is home!", None, "Someone")),
+        (RewriteStage(CONFIG), RewriteTask(MARA, "He is home at last!")),
+    ],
+    ids=lambda v: getattr(v, "name", ""),
+)
+def test_schema_sent_to_the_backend_holds_every_bound_of_the_record(stage, item):
+    """So constrained decoding cannot write what validation rejects: each bound is there, equal or tighter."""
+    sent = _sent_bounds(stage.request(item, 0).json_schema)
+    record = _record_bounds(stage.output)
+    assert record, stage.output
+    for (path, keyword), value in record.items():
+        assert (path, keyword) in sent, (stage.name, path, keyword)
+        if keyword == "enum":
+            assert sent[path, keyword] == value
+        else:
+            assert TIGHTER[keyword](sent[path, keyword], value) == sent[path, keyword], (stage.name, path, keyword)
+    if stage.name == "labels":  # narrower than the record where the prompt asks for less
+        assert sent[".explication", "maxLength"] == 200 < record[".explication", "maxLength"]
 
 
 def test_label_order_is_shuffled_per_call_and_repeats_with_the_seed():
