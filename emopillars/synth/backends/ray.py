@@ -38,12 +38,14 @@ LOCAL_SPARE_CPUS = 4
 
 
 def connect(address: str | None, engines: int = 1) -> None:
-    """Join the Ray cluster at `address` ("auto": the one `ray start` runs here), or start a local one."""
+    """Join the Ray cluster at `address` ("auto": the one `ray start` runs here; default: $RAY_ADDRESS), or start
+    a local one with room for `engines` engines."""
     require("ray", "ray", "ray")
     import ray
 
     if ray.is_initialized():
         return
+    address = address or os.environ.get("RAY_ADDRESS")  # as `ray.init()` itself reads it
     if address:
         try:
             ray.init(address=address, log_to_driver=False)
@@ -51,6 +53,8 @@ def connect(address: str | None, engines: int = 1) -> None:
             raise EmopillarsError(f"cannot join the Ray cluster at '{address}': {e}") from e
     else:
         cpus = max(os.cpu_count() or 1, engines + LOCAL_SPARE_CPUS)
+        # Ray runs workers at nice 15; on one machine the engines are the work, not a background job.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(num_cpus=cpus, include_dashboard=False, log_to_driver=False)
     ray.data.DataContext.get_current().enable_progress_bars = False
 
