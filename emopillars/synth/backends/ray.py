@@ -161,18 +161,15 @@ class RayBackend(VllmBackend):
 
     def _row(self, position: int, request: Request) -> dict[str, Any]:
         text = self._tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
-        sampling = request.sampling
+        # Unset values are left out rather than None: a batch whose rows all hold None gets Arrow's null type,
+        # which Ray cannot merge with another batch's struct. The schema goes as a string, not a nested struct.
+        sampling = request.sampling.model_dump(exclude_none=True)
+        if request.json_schema:
+            sampling["structured_outputs"] = {"json": json.dumps(request.json_schema)}
         return {
             "position": position,
             "tokenized_prompt": self._tokenizer.encode(text, add_special_tokens=False),
-            "sampling_params": {
-                "temperature": sampling.temperature,
-                "top_p": sampling.top_p,
-                "max_tokens": sampling.max_tokens,
-                "seed": sampling.seed,
-                # A string, not a dict: every row's schema differs and Arrow needs one column type.
-                "structured_outputs": {"json": json.dumps(request.json_schema)} if request.json_schema else None,
-            },
+            "sampling_params": sampling,
         }
 
     def _completion(self, row: dict[str, Any], request: Request) -> Completion:
