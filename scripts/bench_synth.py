@@ -4,10 +4,13 @@ Both run the same small synthesis on the same loaded engine in one process: the 
 each stage's calls at once (`chunk_size` large), the baseline sends the same prompts one call per
 `generate` (`chunk_size=1`), as a hand-written loop would. Every request carries its own seed, so
 both make the same examples. Then the pipeline is rerun on its cache (no LLM call). The same figures follow for
-the transformers backend. Prints one table per backend, then a projection of a large corpus on one GPU from the
-measured calls and tokens per kept example; the last line is JSON.
+the transformers backend. `--backend ray --num-replicas N` runs the same prompts through N engines under Ray
+(one Ray job per stage attempt, so no one-call-at-a-time baseline) beside the `vllm` backend. Prints one table per
+backend, then a projection of a large corpus from the measured calls and tokens per kept example, on one GPU and
+per replica count; the last line is JSON.
 
-    python scripts/bench_synth.py [--backend vllm] [--max-passages 2] [--label-samples 3] [--no-transformers]
+    python scripts/bench_synth.py [--backend vllm|ray] [--num-replicas 2] [--max-passages 2] [--label-samples 3]
+                                  [--no-transformers]
 """
 
 from __future__ import annotations
@@ -43,17 +46,35 @@ def measure(config: SynthConfig, backend) -> dict:
 
 
 def bench_backend(name: str, base: dict, root: Path) -> dict:
-    """Pipeline, sequential baseline and cached rerun on one loaded backend."""
+    """Pipeline, sequential baseline (not for ray: a job per call) and cached rerun on one loaded backend."""
     config = SynthConfig(backend=name, out=root / f"{name}-batched", **base)
     backend = build_backend(config)
+    rows = {}
     with backend:
-        ours = measure(config, backend)
-        sequential_config = config.model_copy(
-            update={"out": root / f"{name}-sequential", "chunk_size": 1, "batch_size": 1}
-        )
-        sequential = measure(sequential_config, backend)
-        cached = measure(config, backend)
-    return {"pipeline": ours, "sequential": sequential, "cached_rerun": cached}
+        rows["pipeline"] = measure(config, backend)
+        if name != "ray":
+            sequential_config = config.model_copy(
+                update={"out": root / f"{name}-sequential", "chunk_size": 1, "batch_size": 1}
+            )
+            rows["sequential"] = measure(sequential_config, backend)
+        rows["cached_rerun"] = measure(config, backend)
+    return rows
+
+
+def replica_projection(examples: int, tokens_per_example: float, gpu_tokens_per_s: float, engine_start_s: float,
+                       jobs: int) -> list[dict]:  # fmt: skip
+    """GPU-hours and wall hours per replica count, each replica one GPU generating at `gpu_tokens_per_s`.
+
+    Assumes decoding dominates and replicas share nothing (throughput adds up); each of `jobs` Ray jobs starts
+    every replica's engine once, which costs every replica `engine_start_s`.
+    """
+    decode_hours = examples * tokens_per_example / gpu_tokens_per_s / 3600
+    rows = []
+    for replicas in (1, 2, 4, 8, 16):
+        start_hours = jobs * engine_start_s / 3600
+        wall = decode_hours / replicas + start_hours
+        rows.append({"replicas": replicas, "gpu_hours": round(wall * replicas, 1), "wall_hours": round(wall, 2)})
+    return rows
 
 
 def print_table(name: str, rows: dict) -> None:
@@ -67,7 +88,8 @@ def print_table(name: str, rows: dict) -> None:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--backend", default="vllm", choices=["vllm", "openai", "transformers"])
+    parser.add_argument("--backend", default="vllm", choices=["vllm", "ray", "openai", "transformers"])
+    parser.add_argument("--num-replicas", type=int, default=2, help="Engines under Ray (backend ray).")
     parser.add_argument("--model", default=None, help="Default: the embedded SmolLM2-135M-Instruct.")
     parser.add_argument("--base-url", default=None)
     parser.add_argument("--max-passages", type=int, default=3)
@@ -75,23 +97,30 @@ def main() -> None:
     parser.add_argument("--no-transformers", action="store_true", help="Skip the transformers backend table.")
     parser.add_argument("--project", type=int, default=400_000, help="Corpus size (kept examples) to project.")
     parser.add_argument(
-        "--gpu-tokens-per-s", type=float, default=2149.0,
+        "--gpu-tokens-per-s",
+        type=float,
+        default=2149.0,
         help="Generated tokens/s of the target GPU (default: Mistral-7B shape, batch 256, one H100, ENVIRONMENT.md).",
-    )  # fmt: skip
+    )
+    parser.add_argument("--engine-start-s", type=float, default=120.0, help="Seconds a 7B engine takes to start.")
+    parser.add_argument("--jobs", type=int, default=15, help="Ray jobs in a run: stages x attempts (5 x 3).")
     args = parser.parse_args()
 
     base = dict(
         model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
         max_characters=2, emotions_per_character=2, contextless_per_example=2, label_samples=args.label_samples,
+        num_replicas=args.num_replicas,
     )  # fmt: skip
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
-        backends = [args.backend] + ([] if args.no_transformers or args.backend == "transformers" else ["transformers"])
+        backends = [args.backend] + (["vllm"] if args.backend == "ray" else [])
+        backends += [] if args.no_transformers or args.backend == "transformers" else ["transformers"]
         for name in backends:
             results[name] = bench_backend(name, base, Path(tmp))
             print_table(name, results[name])
     main_rows = results[args.backend]
-    ratio = main_rows["pipeline"]["kept_per_minute"] / max(main_rows["sequential"]["kept_per_minute"], 1e-9)
+    baseline = main_rows.get("sequential") or results["vllm"]["pipeline"]  # ray: against the one vLLM engine
+    ratio = main_rows["pipeline"]["kept_per_minute"] / max(baseline["kept_per_minute"], 1e-9)
     ours = main_rows["pipeline"]
     # Generation-bound: prefill of the (shared-prefix) prompts is far cheaper per token than decoding on a GPU.
     projection = {
@@ -106,16 +135,23 @@ def main() -> None:
         f"{projection['generated_tokens']:,} generated tokens, {projection['gpu_hours']} GPU-hours at "
         f"{args.gpu_tokens_per_s:,.0f} generated tokens/s"
     )
+    replicas = replica_projection(
+        args.project, ours["generated_tokens_per_kept_example"], args.gpu_tokens_per_s, args.engine_start_s, args.jobs
+    )
+    print(f"per replica count (engine start {args.engine_start_s:.0f} s x {args.jobs} jobs):")
+    for row in replicas:
+        print(f"  {row['replicas']:>3} replicas: {row['gpu_hours']:>8} GPU-hours, {row['wall_hours']:>8} hours wall")
     print(
         json.dumps(
             {
                 "backend": args.backend,
-                "ratio_vs_sequential": round(ratio, 2),
+                "ratio_vs_sequential" if "sequential" in main_rows else "ratio_vs_vllm": round(ratio, 2),
                 "kept_per_minute": main_rows["pipeline"]["kept_per_minute"],
                 "tokens_per_kept_example": main_rows["pipeline"]["tokens_per_kept_example"],
                 "calls_per_kept_example": main_rows["pipeline"]["calls_per_kept_example"],
                 "cached_rerun_seconds": main_rows["cached_rerun"]["seconds"],
                 "projection": projection,
+                "replica_projection": replicas,
                 "results": results,
             }
         )

@@ -7,17 +7,17 @@ Both commands talk to the same LLM through the same label stage, so they share `
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
 
 from pydantic import Field, model_validator
 
 from emopillars.config import StrictModel
+from emopillars.synth.backends import BackendName
 
 
 class LLMConfig(StrictModel):
     """The LLM backend, its engine, and how the label stage samples it."""
 
-    backend: Literal["vllm", "openai", "transformers"] = Field("vllm", description="Where completions come from.")
+    backend: BackendName = Field("vllm", description="Where completions come from.")
     model: str | None = Field(None, description="Model id or path; default: the embedded SmolLM2-135M-Instruct.")
     base_url: str | None = Field(None, description="OpenAI-compatible server URL (backend openai).")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the server's API key.")
@@ -33,7 +33,8 @@ class LLMConfig(StrictModel):
     label_threshold: float = Field(
         0.3, gt=0.0, le=1.0, description="A label is in `labels` when its (mean) score reaches this."
     )
-    # Engine options (left out of cache keys: they change speed, not results).
+    # Engine options, each read by the backends that have a field of the same name (left out of cache
+    # keys: they change speed, not results).
     dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.")
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="vLLM memory share.")
@@ -42,6 +43,12 @@ class LLMConfig(StrictModel):
     concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")
     request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
+    http_retries: int = Field(3, ge=0, le=20, description="Retries of an HTTP call failing on connection, 5xx or 429.")
+    num_replicas: int = Field(1, ge=1, description="vLLM engines Ray runs side by side (backend ray).")
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join: 'auto' for the one started with `ray start`; default: a local Ray."
+    )
+    ray_batch_size: int = Field(32, ge=1, description="Requests per Ray batch; each is cached when it returns.")
 
     @model_validator(mode="after")
     def _check_backend(self) -> LLMConfig:

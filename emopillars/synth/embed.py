@@ -1,4 +1,8 @@
-"""Sentence embeddings for near-duplicate detection (sentence-transformers, one model load per process)."""
+"""Sentence embeddings for near-duplicate detection (sentence-transformers, one model load per process).
+
+With Ray, the embedding runs as a Ray task (on a GPU when the cluster has one), so a head node without a
+GPU does not embed a whole corpus on its CPU; every node has the same environment, so the same model.
+"""
 
 from __future__ import annotations
 
@@ -46,3 +50,14 @@ def embed(texts: list[str], model: str | None = None, batch_size: int = 64) -> n
         show_progress_bar=len(texts) >= _PROGRESS_FROM,
     )
     return np.ascontiguousarray(vectors, dtype=np.float32)
+
+
+def embed_on_ray(texts: list[str], model: str | None = None, address: str | None = None) -> np.ndarray:
+    """`embed` as one Ray task on the cluster at `address` (default: the running or a new local Ray)."""
+    from emopillars.synth.backends.ray import cluster_has_gpus, connect
+
+    connect(address)
+    import ray
+
+    task = ray.remote(num_cpus=1, num_gpus=1 if cluster_has_gpus() else 0)(embed)
+    return ray.get(task.remote(texts, model))

@@ -281,27 +281,9 @@ def run_cached(
 def build_backend(config: LLMConfig) -> Backend:
     """The backend `config` names, built (not loaded), on the embedded model unless one is given."""
     from emopillars.assets import generator_path
-    from emopillars.synth.backends import make_backend
+    from emopillars.synth.backends import backend_from_config
 
-    model = config.model or generator_path()
-    if config.backend == "vllm":
-        options = dict(
-            dtype=config.dtype,
-            tensor_parallel_size=config.tensor_parallel_size,
-            gpu_memory_utilization=config.gpu_memory_utilization,
-            max_model_len=config.max_model_len,
-        )
-    elif config.backend == "openai":
-        options = dict(
-            base_url=config.base_url,
-            api_key_env=config.api_key_env,
-            concurrency=config.concurrency,
-            max_retries=3,
-            request_timeout=config.request_timeout,
-        )
-    else:
-        options = dict(dtype=config.dtype, batch_size=config.batch_size)
-    return make_backend(config.backend, model=model, **options)
+    return backend_from_config(config, config.model or generator_path())
 
 
 def _deduplicate(candidates: list[Candidate], config: SynthConfig) -> tuple[list[Candidate], Counter, np.ndarray]:
@@ -311,7 +293,12 @@ def _deduplicate(candidates: list[Candidate], config: SynthConfig) -> tuple[list
     embeddings (row i belongs to kept[i]) for the diversity measures.
     """
     from emopillars.synth.dedup import deduplicate
-    from emopillars.synth.embed import embed
+    from emopillars.synth.embed import embed, embed_on_ray
+
+    def vectors_of(texts: list[str]) -> np.ndarray:
+        if config.backend == "ray":
+            return embed_on_ray(texts, config.embedder, config.ray_address)
+        return embed(texts, config.embedder)
 
     kept_ids: dict[int, np.ndarray] = {}
     removed: Counter = Counter()
@@ -320,7 +307,7 @@ def _deduplicate(candidates: list[Candidate], config: SynthConfig) -> tuple[list
         if not index:
             continue
         texts = [candidates[i].utterance for i in index]
-        vectors = embed(texts, config.embedder)
+        vectors = vectors_of(texts)
         result = deduplicate(texts, vectors, config.dedup_threshold)
         kept_ids.update((index[k], vectors[k]) for k in result.keep)
         removed.update(candidates[index[k]].target for k in result.removed)

@@ -1,5 +1,6 @@
 """Runs a stage over all its items: cached calls are reused, the rest go to the backend in large
-batches (in item order, so prompts of one passage sit together for vLLM's prefix cache), and
+batches (in item order, so prompts of one passage sit together for vLLM's prefix cache) and are
+cached batch by batch as the backend hands them back, and
 outputs that fail to parse are retried with a fresh sample up to `max_retries` times.
 """
 
@@ -60,13 +61,12 @@ def run_stage(
         stats.cached_calls += len(pending) - len(todo)
         if todo:
             backend.load()  # lazy: a fully cached rerun never starts the engine
-        for start in range(0, len(todo), chunk_size):
-            chunk = todo[start : start + chunk_size]
-            desc = stage.name + (f" (retry {attempt})" if attempt else "")
-            completions = backend.generate([requests[i] for i in chunk], desc=desc)
+        desc = stage.name + (f" (retry {attempt})" if attempt else "")
+        for positions, completions in backend.stream([requests[i] for i in todo], desc, chunk_size):
+            batch = [todo[p] for p in positions]
             stats.record_sent(completions)
-            cache.add((keys[i], c) for i, c in zip(chunk, completions, strict=True))
-            for i, c in zip(chunk, completions, strict=True):
+            cache.add((keys[i], c) for i, c in zip(batch, completions, strict=True))
+            for i, c in zip(batch, completions, strict=True):
                 if c.finish_reason == "error":
                     reasons[i] = "backend_error"
                     log.warning("%s: call failed: %s", stage.name, c.error)

@@ -125,6 +125,25 @@ def _stop(server: subprocess.Popen) -> None:
 def openai_backend(openai_server: str) -> Iterator[Backend]:
     """A loaded OpenAI-compatible backend talking to `openai_server`."""
     with make_backend(
-        "openai", model=SERVED_MODEL_NAME, base_url=openai_server, concurrency=4, max_retries=2, request_timeout=120.0
+        "openai", model=SERVED_MODEL_NAME, base_url=openai_server, concurrency=4, http_retries=2, request_timeout=120.0
     ) as backend:
+        yield backend
+
+
+@pytest.fixture(scope="session")
+def local_ray() -> Iterator[None]:
+    """One local Ray for the session, with the logical CPUs two engines and Ray Data's tasks need."""
+    import ray
+
+    from emopillars.synth.backends.ray import connect
+
+    connect(None, engines=2)
+    yield
+    ray.shutdown()
+
+
+@pytest.fixture(scope="session")
+def ray_backend(generator_model: str, local_ray: None) -> Iterator[Backend]:
+    """Two vLLM replicas under Ray Data, in small batches so that even a tiny stage streams back in parts."""
+    with make_backend("ray", model=generator_model, num_replicas=2, ray_batch_size=4, max_model_len=4096) as backend:
         yield backend

@@ -2,16 +2,20 @@
 
 A backend is a pydantic model of its settings (distilabel's `LLM`): `load()` does the heavy
 imports and starts the engine, `generate()` takes a whole stage's requests at once so the
-engine can schedule and batch them, `close()` frees it. `name` is the backend's identity in
+engine can schedule and batch them, `stream()` hands answers back batch by batch as they finish
+(so the caller can cache each batch at once), `close()` frees it. `name` is the backend's identity in
 cache keys, so it holds only what changes results (not batch size or memory share).
+
+The class's fields are its options: `from_config` takes each one from the run's config field of the
+same name, so adding a backend is one class and one line in the registry.
 """
 
 from __future__ import annotations
 
 import importlib.util
 from abc import ABC, abstractmethod
-from collections.abc import Sequence
-from typing import Literal
+from collections.abc import Iterator, Sequence
+from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
@@ -79,6 +83,25 @@ class Backend(BaseModel, ABC):
     @abstractmethod
     def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
         """Answer all requests in one submission, in their order, with a progress bar labelled `desc`."""
+
+    def stream(
+        self, requests: Sequence[Request], desc: str = "generate", chunk_size: int = 256
+    ) -> Iterator[tuple[list[int], list[Completion]]]:
+        """Answer `requests` in batches as they finish: (positions in `requests`, their completions).
+
+        Every position comes back exactly once. By default one `generate` per `chunk_size` requests;
+        a backend that finishes work out of order overrides this.
+        """
+        for start in range(0, len(requests), chunk_size):
+            chunk = requests[start : start + chunk_size]
+            yield list(range(start, start + len(chunk))), self.generate(chunk, desc=desc)
+
+    @classmethod
+    def from_config(cls, config: Any, model: str) -> Backend:
+        """This backend with each of its options read from the config attribute of the same name."""
+        names = [name for name in cls.model_fields if name != "model" and hasattr(config, name)]
+        options = {name: getattr(config, name) for name in names}
+        return cls(model=model, **options)
 
     def __enter__(self) -> Backend:
         self.load()

@@ -37,7 +37,7 @@ class OpenAIBackend(Backend):
     base_url: str = Field(description="Server URL up to the API version, e.g. http://127.0.0.1:8000/v1.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key, if any.")
     concurrency: int = Field(8, ge=1, le=256)
-    max_retries: int = Field(3, ge=0, description="Retries of a call failing on connection, 5xx or 429.")
+    http_retries: int = Field(3, ge=0, description="Retries of a call failing on connection, 5xx or 429.")
     request_timeout: float = Field(120.0, gt=0.0)
 
     _client: httpx.Client | None = PrivateAttr(None)
@@ -154,7 +154,7 @@ class OpenAIBackend(Backend):
                 if response.status_code != 429 and response.status_code < 500:
                     break  # a client error does not heal by retrying
             failures += 1
-            if failures > self.max_retries:
+            if failures > self.http_retries:
                 break
             time.sleep(min(MAX_BACKOFF, 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0))
         log.warning("call to %s failed after %d attempt(s): %s", self.url, failures, error)

@@ -48,28 +48,35 @@ class VllmBackend(Backend):
     def name(self) -> str:
         return f"vllm:{self.model}"
 
+    def engine_options(self, dtype: str, on_cpu: bool) -> dict[str, Any]:
+        """`vllm.LLM` / `AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring)."""
+        options: dict[str, Any] = {
+            "model": self.model,
+            "dtype": dtype,
+            "tensor_parallel_size": self.tensor_parallel_size,
+            "max_model_len": self.max_model_len,
+        }
+        if on_cpu:
+            options["enable_chunked_prefill"] = False
+            options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
+        if self.gpu_memory_utilization is not None:
+            options["gpu_memory_utilization"] = self.gpu_memory_utilization
+        return options
+
     def load(self) -> None:
         if self._llm is not None:
             return
         require("vllm", "vllm", '"emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)')
         import torch
 
-        options: dict[str, Any] = {
-            "model": self.model,
-            "dtype": resolve_dtype(self.dtype),
-            "tensor_parallel_size": self.tensor_parallel_size,
-            "max_model_len": self.max_model_len,
-        }
-        if not torch.cuda.is_available():  # see the module docstring for both settings
+        on_cpu = not torch.cuda.is_available()
+        options = self.engine_options(resolve_dtype(self.dtype), on_cpu)
+        if on_cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-            options["enable_chunked_prefill"] = False
-            options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
         # vLLM's INFO lines (hundreds per start) would bury the run's own progress; users can lower it.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         import vllm
 
-        if self.gpu_memory_utilization is not None:
-            options["gpu_memory_utilization"] = self.gpu_memory_utilization
         log.info("starting vLLM engine: %s", options)
         try:
             self._llm = vllm.LLM(**options)
