@@ -73,7 +73,7 @@ def test_help_shows_real_defaults_choices_and_descriptions() -> None:
     assert "--split-fractions <float,float,float>..." in text and "[default: 0.8, 0.1, 0.1]" in text
     assert "--output" not in text  # the old spelling works but is hidden
     synth = re.sub(r"\s+", " ", _help("synth"))
-    assert "--backend <vllm|openai|transformers>" in synth and "--push-to-hub" in synth
+    assert "--backend <vllm|openai|transformers|ray>" in synth and "--push-to-hub" in synth
 
 
 class Toy(StrictModel):
