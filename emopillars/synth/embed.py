@@ -7,6 +7,7 @@ GPU does not embed a whole corpus on its CPU; every node has the same environmen
 from __future__ import annotations
 
 import logging
+import os
 from functools import lru_cache
 
 import numpy as np
@@ -47,7 +48,8 @@ def embed(texts: list[str], model: str | None = None, batch_size: int = 64) -> n
         batch_size=batch_size,
         normalize_embeddings=True,
         convert_to_numpy=True,
-        show_progress_bar=len(texts) >= _PROGRESS_FROM,
+        # sentence-transformers passes tqdm an explicit `disable`, which would override TQDM_DISABLE
+        show_progress_bar=len(texts) >= _PROGRESS_FROM and os.environ.get("TQDM_DISABLE") != "1",
     )
     return np.ascontiguousarray(vectors, dtype=np.float32)
 

@@ -30,6 +30,9 @@ log = logging.getLogger(__name__)
 
 CPU_KVCACHE_GIB = "2"
 CPU_STEP_TOKENS = 4096  # vLLM's own default step budget on the CPU
+# vLLM kills the engine when one step takes over 300 s; a first step that compiles the model on a
+# busy CPU can, and a dead engine ends the run. Raised unless the user set it.
+CPU_STEP_TIMEOUT_S = "1800"
 
 
 class VllmBackend(Backend):
@@ -73,6 +76,7 @@ class VllmBackend(Backend):
         options = self.engine_options(resolve_dtype(self.dtype), on_cpu)
         if on_cpu:
             os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
+            os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", CPU_STEP_TIMEOUT_S)
         # vLLM's INFO lines (hundreds per start) would bury the run's own progress; users can lower it.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         import vllm
@@ -110,9 +114,13 @@ class VllmBackend(Backend):
 
     def _chat(self, conversations: list[list[dict[str, str]]], params: list, desc: str) -> list[Completion]:
         from vllm.exceptions import VLLMClientError
+        from vllm.v1.engine.exceptions import EngineDeadError
 
         try:
             outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=_progress(desc))
+        except EngineDeadError as e:  # answers of earlier chunks are cached: a rerun resumes after them
+            self._llm = None
+            raise EmopillarsError(f"the vLLM engine died during '{desc}' ({e}); rerun the command to resume") from e
         except (ValueError, VLLMClientError) as e:
             # vLLM refuses the whole call when one request is invalid (a prompt longer than
             # max_model_len, a schema it cannot compile): bisect to fail only the culprits.
@@ -140,9 +148,12 @@ def _completion(output: Any) -> Completion:
 
 
 def _progress(desc: str) -> Callable[..., tqdm]:
-    """The tqdm factory vLLM calls twice: over the conversations it renders (hidden) and for the run."""
+    """The tqdm factory vLLM calls twice: over the conversations it renders (hidden) and for the run.
+
+    The run's bar passes no `disable`, so tqdm's `TQDM_DISABLE` (set by `--no-progress`) still applies.
+    """
 
     def bar(*args: Any, **kwargs: Any) -> tqdm:
-        return tqdm(*args, **{**kwargs, "desc": desc, "disable": bool(args)})
+        return tqdm(*args, **{**kwargs, "desc": desc, **({"disable": True} if args else {})})
 
     return bar
