@@ -227,15 +227,15 @@ OK = (
 
 def test_retries_5xx_and_429_then_succeeds(scripted):
     server = scripted([(503, {"error": "busy"}), (429, {"error": "slow down"}), OK])
-    with make_backend("openai", model="m", base_url=server.url, max_retries=2) as backend:
+    with make_backend("openai", model="m", base_url=server.url, http_retries=2) as backend:
         (completion,) = backend.generate([ask("Hi")])
     assert completion.finish_reason == "stop" and completion.completion_tokens == 2
     assert len(server.bodies) == 3
 
 
-def test_gives_up_after_max_retries_without_raising(scripted):
+def test_gives_up_after_http_retries_without_raising(scripted):
     server = scripted([(500, {"error": "boom"})] * 2)
-    with make_backend("openai", model="m", base_url=server.url, max_retries=1) as backend:
+    with make_backend("openai", model="m", base_url=server.url, http_retries=1) as backend:
         (completion,) = backend.generate([ask("Hi")])
     assert completion.finish_reason == "error" and "HTTP 500" in completion.error
     assert len(server.bodies) == 2
