@@ -51,6 +51,11 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     logging.getLogger("emopillars").setLevel(level)
 
 
+def progress_bars_disabled() -> bool:
+    """Whether `--no-progress` (or the user's own TQDM_DISABLE) turned the bars off."""
+    return os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
+
+
 def disable_progress_bars() -> None:
     """Silence every progress bar: ours and the ones transformers, datasets and huggingface_hub draw."""
     os.environ["TQDM_DISABLE"] = "1"  # tqdm reads TQDM_<ARG> as the default of every bar it creates

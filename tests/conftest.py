@@ -2,6 +2,8 @@
 
 import os
 
+import pytest
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
@@ -9,11 +11,18 @@ os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
 
 
+@pytest.fixture(autouse=True)
+def _restore_environment():
+    """In-process CLI runs set variables (`--no-progress` sets TQDM_DISABLE): keep them out of later tests."""
+    saved = dict(os.environ)
+    yield
+    os.environ.clear()
+    os.environ.update(saved)
+
+
 # --- one small trained classifier for the explanation, export and demo tests -------------------------
 
 from pathlib import Path  # noqa: E402
-
-import pytest  # noqa: E402
 
 TRIGGER, TRIGGER_LABEL = "zorblax", "surprise"
 PLAIN = [

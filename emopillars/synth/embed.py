@@ -7,10 +7,11 @@ GPU does not embed a whole corpus on its CPU; every node has the same environmen
 from __future__ import annotations
 
 import logging
-import os
 from functools import lru_cache
 
 import numpy as np
+
+from emopillars.options import progress_bars_disabled
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +50,7 @@ def embed(texts: list[str], model: str | None = None, batch_size: int = 64) -> n
         normalize_embeddings=True,
         convert_to_numpy=True,
         # sentence-transformers passes tqdm an explicit `disable`, which would override TQDM_DISABLE
-        show_progress_bar=len(texts) >= _PROGRESS_FROM and os.environ.get("TQDM_DISABLE") != "1",
+        show_progress_bar=len(texts) >= _PROGRESS_FROM and not progress_bars_disabled(),
     )
     return np.ascontiguousarray(vectors, dtype=np.float32)
 

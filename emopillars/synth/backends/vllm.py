@@ -24,6 +24,7 @@ from pydantic import Field, PrivateAttr
 from tqdm.auto import tqdm
 
 from emopillars.errors import EmopillarsError
+from emopillars.options import progress_bars_disabled
 from emopillars.synth.backends.base import Backend, Completion, Request, require, resolve_dtype
 
 log = logging.getLogger(__name__)
@@ -147,11 +148,14 @@ def _completion(output: Any) -> Completion:
     )
 
 
-def _progress(desc: str) -> Callable[..., tqdm]:
+def _progress(desc: str) -> Callable[..., tqdm] | bool:
     """The tqdm factory vLLM calls twice: over the conversations it renders (hidden) and for the run.
 
-    The run's bar passes no `disable`, so tqdm's `TQDM_DISABLE` (set by `--no-progress`) still applies.
+    With bars off it is False, not a disabled bar: vLLM divides by a bar's elapsed time, which a
+    disabled tqdm reports as 0.
     """
+    if progress_bars_disabled():
+        return False
 
     def bar(*args: Any, **kwargs: Any) -> tqdm:
         return tqdm(*args, **{**kwargs, "desc": desc, **({"disable": True} if args else {})})
