@@ -4,11 +4,14 @@ import os
 
 import pytest
 
+from emopillars.synth.backends.vllm import cpu_engine_env
+
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 os.environ.setdefault("TRANSFORMERS_OFFLINE", "1")
 os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
-os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", "2")
+# Every vLLM CPU engine of the suite (in-process, CLI subprocesses, the OpenAI server) with the project's settings.
+os.environ.update(cpu_engine_env())
 
 
 @pytest.fixture(autouse=True)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from emopillars.errors import EmopillarsError
 from emopillars.synth.backends.base import Completion, Request, require
-from emopillars.synth.backends.vllm import CPU_KVCACHE_GIB, VllmBackend
+from emopillars.synth.backends.vllm import VllmBackend, cpu_engine_env
 
 log = logging.getLogger(__name__)
 
@@ -90,8 +90,7 @@ class RayBackend(VllmBackend):
         extra: dict[str, Any] = {}
         if on_cpu:
             extra["placement_group_config"] = {"bundles": [{"CPU": 1}] * self.tensor_parallel_size}
-            space = os.environ.get("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-            extra["runtime_env"] = {"env_vars": {"VLLM_CPU_KVCACHE_SPACE": space}}
+            extra["runtime_env"] = {"env_vars": cpu_engine_env()}
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.model)
             stops = {self._tokenizer.eos_token_id}

@@ -36,6 +36,21 @@ CPU_STEP_TOKENS = 4096  # vLLM's own default step budget on the CPU
 CPU_STEP_TIMEOUT_S = "1800"
 
 
+def cpu_engine_env() -> dict[str, str]:
+    """The environment a CPU engine runs with, the user's own values first: KV cache and step timeout as above.
+
+    vLLM 0.32's AOT compile cache fails to load on the CPU ("'function' object has no attribute
+    'finalize_loading'"), so every engine start compiled the model again (208 s a start here); its
+    older inductor cache loads (109 s).
+    """
+    defaults = {
+        "VLLM_CPU_KVCACHE_SPACE": CPU_KVCACHE_GIB,
+        "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": CPU_STEP_TIMEOUT_S,
+        "VLLM_USE_AOT_COMPILE": "0",
+    }
+    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+
+
 class VllmBackend(Backend):
     """`vllm.LLM` with the model's chat template; every request of a stage is submitted at once."""
 
@@ -76,8 +91,7 @@ class VllmBackend(Backend):
         on_cpu = not torch.cuda.is_available()
         options = self.engine_options(resolve_dtype(self.dtype), on_cpu)
         if on_cpu:
-            os.environ.setdefault("VLLM_CPU_KVCACHE_SPACE", CPU_KVCACHE_GIB)
-            os.environ.setdefault("VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS", CPU_STEP_TIMEOUT_S)
+            os.environ.update(cpu_engine_env())
         # vLLM's INFO lines (hundreds per start) would bury the run's own progress; users can lower it.
         os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
         import vllm
