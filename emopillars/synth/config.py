@@ -39,6 +39,9 @@ class LLMConfig(StrictModel):
     tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.")
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="vLLM memory share.")
     max_model_len: int | None = Field(4096, ge=256, description="vLLM context length (bounds the CPU step budget).")
+    enforce_eager: bool = Field(
+        False, description="vLLM without torch.compile: engines start faster and generate slower (short runs, tests)."
+    )
     chunk_size: int = Field(256, ge=1, description="Calls per engine submission; each is cached when it returns.")
     concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")

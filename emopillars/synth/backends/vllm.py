@@ -60,6 +60,7 @@ class VllmBackend(Backend):
     max_model_len: int | None = Field(
         4096, ge=16, description="None: the model's own maximum (on the CPU, at most 4096 unless set)."
     )
+    enforce_eager: bool = Field(False, description="No torch.compile: faster engine start, slower generation.")
 
     _llm: Any = PrivateAttr(None)
 
@@ -74,6 +75,7 @@ class VllmBackend(Backend):
             "dtype": dtype,
             "tensor_parallel_size": self.tensor_parallel_size,
             "max_model_len": self.max_model_len,
+            "enforce_eager": self.enforce_eager,
         }
         if on_cpu:
             options["enable_chunked_prefill"] = False
