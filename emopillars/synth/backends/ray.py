@@ -90,7 +90,7 @@ class RayBackend(VllmBackend):
         extra: dict[str, Any] = {}
         if on_cpu:
             extra["placement_group_config"] = {"bundles": [{"CPU": 1}] * self.tensor_parallel_size}
-            extra["runtime_env"] = {"env_vars": cpu_engine_env()}
+            extra["runtime_env"] = {"env_vars": self.replica_env()}
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.model)
             stops = {self._tokenizer.eos_token_id}
@@ -116,6 +116,19 @@ class RayBackend(VllmBackend):
         )
         log.info("Ray Data vLLM processor: %d replica(s), engine %s", self.num_replicas, engine)
         self._processor = build_processor(config)
+
+    def replica_env(self) -> dict[str, str]:
+        """A CPU engine's environment under Ray: `cpu_engine_env()`, and threads that do not share one core.
+
+        vLLM binds each engine's threads to cores it picks from the machine alone (core 0 of two here, the
+        other kept for its scheduler), so replicas on one node all ran on the same core. Unless the user
+        binds them, each replica's threads float, with its share of this machine's cores.
+        """
+        env = cpu_engine_env()
+        if self.num_replicas > 1 and "VLLM_CPU_OMP_THREADS_BIND" not in os.environ:
+            threads = max(1, (os.cpu_count() or 1) // (self.num_replicas * self.tensor_parallel_size))
+            env |= {"VLLM_CPU_OMP_THREADS_BIND": "nobind", "OMP_NUM_THREADS": str(threads)}
+        return env
 
     def close(self) -> None:
         # Engines live only as long as a job; Ray itself stays up for the process (dedup may embed on it).
