@@ -57,7 +57,9 @@ class SynthReport(BaseModel):
         split_text = ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items())
         lines += ["", f"  splits: {split_text}"]
         lines.append("  dropped: " + ", ".join(f"{r} {self.dropped.get(r, 0)}" for r in DROP_REASONS))
-        lines += ["", "  fidelity (docs/fidelity.md)", *(f"    {k:<42}{v}" for k, v in fidelity_rows(self.fidelity))]
+        rows = fidelity_rows(self.fidelity)
+        width = max(len(name) for name, _ in rows) + 2
+        lines += ["", "  fidelity (docs/fidelity.md)", *(f"    {k:<{width}}{v}" for k, v in rows)]
         return "\n".join(lines)
 
 
