@@ -10,7 +10,7 @@ backend, then a projection of a large corpus from the measured calls and tokens 
 per replica count; the last line is JSON.
 
     python scripts/bench_synth.py [--backend vllm|ray] [--num-replicas 2] [--max-passages 2] [--label-samples 3]
-                                  [--no-transformers]
+                                  [--no-transformers] [--enforce-eager]
 """
 
 from __future__ import annotations
@@ -45,14 +45,20 @@ def measure(config: SynthConfig, backend) -> dict:
     }
 
 
-def bench_backend(name: str, base: dict, root: Path) -> dict:
-    """Pipeline, sequential baseline (not for ray: a job per call) and cached rerun on one loaded backend."""
+def bench_backend(name: str, base: dict, root: Path, sequential: bool = True) -> dict:
+    """Engine start, pipeline, sequential baseline (not for ray: a job per call) and cached rerun on one backend.
+
+    `engine_start_s` is the time loading takes: one engine for `vllm`; for `ray` only the processor is built,
+    and every job starts its replicas inside the pipeline's time.
+    """
     config = SynthConfig(backend=name, out=root / f"{name}-batched", **base)
     backend = build_backend(config)
     rows = {}
-    with backend:
+    started = time.perf_counter()
+    with backend:  # loads it
+        rows["engine_start_s"] = round(time.perf_counter() - started, 1)
         rows["pipeline"] = measure(config, backend)
-        if name != "ray":
+        if sequential and name != "ray":
             sequential_config = config.model_copy(
                 update={"out": root / f"{name}-sequential", "chunk_size": 1, "batch_size": 1}
             )
@@ -80,10 +86,11 @@ def replica_projection(examples: int, tokens_per_example: float, gpu_tokens_per_
 def print_table(name: str, rows: dict) -> None:
     cols = ["seconds", "kept", "kept_per_minute", "llm_calls", "calls_per_kept_example", "tokens_per_kept_example",
             "generated_tokens_per_s"]  # fmt: skip
-    print(f"\nbackend: {name}")
+    print(f"\nbackend: {name} (load: {rows['engine_start_s']} s)")
     print(f"{'run':<14}" + "".join(f"{c:>24}" for c in cols))
     for run, figures in rows.items():
-        print(f"{run:<14}" + "".join(f"{figures[c]:>24}" for c in cols))
+        if isinstance(figures, dict):
+            print(f"{run:<14}" + "".join(f"{figures[c]:>24}" for c in cols))
 
 
 def main() -> None:
@@ -95,6 +102,7 @@ def main() -> None:
     parser.add_argument("--max-passages", type=int, default=3)
     parser.add_argument("--label-samples", type=int, default=3)
     parser.add_argument("--no-transformers", action="store_true", help="Skip the transformers backend table.")
+    parser.add_argument("--enforce-eager", action="store_true", help="vLLM engines without torch.compile.")
     parser.add_argument("--project", type=int, default=400_000, help="Corpus size (kept examples) to project.")
     parser.add_argument(
         "--gpu-tokens-per-s",
@@ -109,14 +117,15 @@ def main() -> None:
     base = dict(
         model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
         max_characters=2, emotions_per_character=2, contextless_per_example=2, label_samples=args.label_samples,
-        num_replicas=args.num_replicas,
+        num_replicas=args.num_replicas, enforce_eager=args.enforce_eager,
     )  # fmt: skip
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
         backends = [args.backend] + (["vllm"] if args.backend == "ray" else [])
         backends += [] if args.no_transformers or args.backend == "transformers" else ["transformers"]
         for name in backends:
-            results[name] = bench_backend(name, base, Path(tmp))
+            # Beside ray, `vllm` is the baseline: its own one-call-at-a-time run is not needed.
+            results[name] = bench_backend(name, base, Path(tmp), sequential=args.backend != "ray")
             print_table(name, results[name])
     main_rows = results[args.backend]
     baseline = main_rows.get("sequential") or results["vllm"]["pipeline"]  # ray: against the one vLLM engine
