@@ -1,8 +1,8 @@
-"""The Ray backend on a local Ray with two SmolLM2 replicas: same answers and cache as `vllm`, and what survives
-a dead engine actor or a killed driver.
+"""The Ray backend on a local Ray with two SmolLM2 replicas: the same answers and cache as `vllm`, while an engine
+actor dies mid-stage, and nothing lost or duplicated when the driver is killed.
 
-Every Ray job starts its engines afresh (about a minute each here, eager, the two side by side), so these tests
-keep jobs few: one for the answers, three for a run, one or two before the driver is killed.
+Every Ray job starts its engines afresh (about a minute each here, eager, the two side by side), so the tests share
+one three-job run (characters, scenes, labels) and the killed driver gets one job on one replica.
 """
 
 from __future__ import annotations
@@ -13,12 +13,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from pathlib import Path
 
 import pytest
 
-from emopillars.synth.backends import Request, Sampling
 from emopillars.synth.config import SynthConfig
 from emopillars.synth.pipeline import synthesize
 
@@ -29,27 +29,7 @@ TINY = dict(
     max_passages=2, max_characters=2, emotions_per_character=2, contextless_per_example=0, label_samples=2,
     max_retries=0, target_threshold=0.0,
 )  # fmt: skip
-EMOTIONS = ["joy", "anger", "fear"]
 ENGINE_ACTOR = b"MapBatches(vLLMEngineStageUDF)"
-
-
-def _requests() -> list[Request]:
-    """Free text, schema-constrained JSON and a reply cut at max_tokens, each with its own seed."""
-    schema = {
-        "type": "object",
-        "properties": {"emotion": {"type": "string", "enum": EMOTIONS}},
-        "required": ["emotion"],
-        "additionalProperties": False,
-    }
-    free = [f"Write one sentence about a {thing}." for thing in ("storm", "letter", "garden", "train", "dog")]
-    constrained = [f"Which emotion is in '{s}'? Answer in JSON." for s in ("I lost my keys", "We won!", "A noise")]
-    return [
-        *(Request(messages=[{"role": "user", "content": c}], sampling=Sampling(max_tokens=40, seed=i)) for i, c in
-          enumerate(free)),
-        *(Request(messages=[{"role": "user", "content": c}], sampling=Sampling(max_tokens=32, seed=10 + i),
-                  json_schema=schema) for i, c in enumerate(constrained)),
-        Request(messages=[{"role": "user", "content": "Tell a long story."}], sampling=Sampling(max_tokens=5, seed=20)),
-    ]  # fmt: skip
 
 
 def _processes() -> dict[int, tuple[int, bytes]]:
@@ -70,52 +50,74 @@ def _descendants(pid: int, table: dict[int, tuple[int, bytes]]) -> set[int]:
     return children.union(*(_descendants(c, table) for c in children))
 
 
-def test_same_answers_as_vllm_in_batches_even_when_an_engine_actor_dies(ray_backend, vllm_backend):
-    # The first batch is short; the last ones are long, so they are still generating when an engine dies.
-    requests = _requests() + [
-        Request(
-            messages=[{"role": "user", "content": f"Count from 1 to 300, starting at {n}."}],
-            sampling=Sampling(max_tokens=160, seed=n),
-        )
-        for n in range(6)
-    ]
-    batches = []
-    orphans: set[int] = set()  # the dead actor's engine processes, which vLLM leaves running
-    try:
-        for positions, completions in ray_backend.stream(requests, "ray"):
-            if not orphans:
+class ActorKiller(threading.Thread):
+    """SIGKILLs one engine actor as soon as `cache` has a line, i.e. after the stage's first batch came back."""
+
+    def __init__(self, cache: Path) -> None:
+        super().__init__(daemon=True)
+        self.cache, self.killed, self.orphans, self.done = cache, False, set(), threading.Event()
+
+    def run(self) -> None:
+        while not self.done.wait(0.2):
+            if self.cache.exists() and self.cache.read_text().strip():
                 table = _processes()
-                actor = min(p for p, (_, cmd) in table.items() if ENGINE_ACTOR in cmd)
-                orphans = _descendants(actor, table)
-                os.kill(actor, signal.SIGKILL)
-            batches.append((positions, completions))
-    finally:
-        for pid in orphans:
+                actors = [p for p, (_, cmd) in table.items() if ENGINE_ACTOR in cmd]
+                if actors:
+                    actor = max(actors)  # the newest: this job's, not one of an earlier job still shutting down
+                    self.orphans = _descendants(actor, table)  # its engine processes, which vLLM leaves running
+                    os.kill(actor, signal.SIGKILL)
+                    self.killed = True
+                return
+
+    def stop(self) -> None:
+        self.done.set()
+        self.join()
+        for pid in self.orphans:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
-    assert orphans and len(batches) >= 3  # an actor was killed; batches of 4 came back one by one
-    positions = [p for ps, _ in batches for p in ps]
-    assert sorted(positions) == list(range(len(requests)))  # each answered exactly once
-    answers = {p: c for ps, cs in batches for p, c in zip(ps, cs, strict=True)}
-    expected = vllm_backend.generate(requests)
-    for i, want in enumerate(expected):
-        got = answers[i]
-        assert (got.text, got.finish_reason, got.prompt_tokens, got.completion_tokens) == (
-            want.text,
-            want.finish_reason,
-            want.prompt_tokens,
-            want.completion_tokens,
-        ), f"request {i}"
-    assert expected[8].finish_reason == "length"  # cut at max_tokens is told apart from a stop
-    assert all(
-        json.loads(answers[i].text)["emotion"] in EMOTIONS for i in range(5, 8) if answers[i].finish_reason == "stop"
-    )
 
 
 @pytest.fixture(scope="module")
 def ray_run(ray_backend, tmp_path_factory):
+    """A two-replica run in batches of 4; one engine actor is SIGKILLed once the first label batch is cached."""
     config = SynthConfig(backend="ray", num_replicas=2, out=tmp_path_factory.mktemp("synth-ray"), **TINY)
-    return config, synthesize(config, backend=ray_backend)
+    killer = ActorKiller(config.out / "cache" / "labels.jsonl")
+    killer.start()
+    try:
+        report = synthesize(config, backend=ray_backend)
+    finally:
+        killer.stop()
+    assert killer.killed, "the label stage ended before an engine actor could be killed"
+    return config, report
+
+
+def _cache_rows(out: Path) -> dict[str, list[dict]]:
+    """The cached calls of each stage, in file order (a line torn by a kill is left out, as the cache does)."""
+    rows: dict[str, list[dict]] = {}
+    for cache in sorted((out / "cache").glob("*.jsonl")):
+        rows[cache.name] = []
+        for line in cache.read_text().splitlines():
+            with contextlib.suppress(ValueError):
+                rows[cache.name].append(json.loads(line))
+    return rows
+
+
+def _answers(out: Path) -> dict[str, dict[str, dict]]:
+    """Every cached call's completion (text, finish reason, token counts) by key, per stage."""
+    return {name: {row["key"]: row["completion"] for row in rows} for name, rows in _cache_rows(out).items()}
+
+
+def _cache_keys(out: Path) -> dict[str, list[str]]:
+    return {name: [row["key"] for row in rows] for name, rows in _cache_rows(out).items()}
+
+
+def test_a_run_whose_engine_actor_died_equals_a_vllm_run(ray_run, vllm_backend, tmp_path):
+    config, first = ray_run
+    assert first.llm_calls > 0 and sum(first.examples.values()) > 0
+    alone = synthesize(config.model_copy(update={"backend": "vllm", "out": tmp_path}), backend=vllm_backend)
+    assert alone.llm_calls == first.llm_calls  # each request answered once, the dead actor's batch included
+    assert _answers(tmp_path) == _answers(config.out)  # the same answer to every request
+    assert (tmp_path / "examples.jsonl").read_bytes() == (config.out / "examples.jsonl").read_bytes()
 
 
 def test_a_ray_run_finishes_on_vllm_from_the_cache_with_identical_output(ray_run, vllm_backend):
@@ -128,25 +130,13 @@ def test_a_ray_run_finishes_on_vllm_from_the_cache_with_identical_output(ray_run
     assert (config.out / "examples.jsonl").read_bytes() == before
 
 
-def _cache_keys(out: Path) -> dict[str, list[str]]:
-    """Call keys per cache file, in file order (a line torn by a kill is left out, as the cache does)."""
-    keys: dict[str, list[str]] = {}
-    for cache in sorted((out / "cache").glob("*.jsonl")):
-        keys[cache.name] = []
-        for line in cache.read_text().splitlines():
-            try:
-                keys[cache.name].append(json.loads(line)["key"])
-            except ValueError:
-                continue
-    return keys
-
-
 def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_run, vllm_backend, engine_options, tmp_path):
     reference, _ = ray_run
     out = tmp_path / "run"
     config_file = tmp_path / "config.json"
-    # One request a batch: the driver dies after the first character list is cached, the second still in flight.
-    settings = {**TINY, **engine_options, "backend": "ray", "num_replicas": 2, "ray_batch_size": 1, "out": str(out)}
+    # One replica (the kill is of the driver), one request a batch: the driver dies after the first character list
+    # is cached, the second still in flight.
+    settings = {**TINY, **engine_options, "backend": "ray", "num_replicas": 1, "ray_batch_size": 1, "out": str(out)}
     config_file.write_text(json.dumps(settings))
     log = (tmp_path / "stderr.log").open("w")
     command = [sys.executable, "-m", "emopillars.cli", "synth", "--config", str(config_file)]

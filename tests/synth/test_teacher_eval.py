@@ -46,11 +46,11 @@ def test_bad_gold_is_a_one_line_error(tmp_path, content, suffix, culprit):
 
 
 def test_metrics_equal_scikit_learn_on_the_predictions(vllm_backend, tmp_path):
-    config = TeacherEvalConfig(gold=GOEMOTIONS_TSV, out=tmp_path, max_examples=6, label_samples=2)
+    config = TeacherEvalConfig(gold=GOEMOTIONS_TSV, out=tmp_path, max_examples=4, label_samples=2)
     metrics = teacher_eval(config, backend=vllm_backend)
     rows = [json.loads(line) for line in (tmp_path / "predictions.jsonl").read_text().splitlines()]
-    assert len(rows) == metrics["n"] == 6
-    gold = [g.labels for g in read_gold(GOEMOTIONS_TSV)[:6]]
+    assert len(rows) == metrics["n"] == 4
+    gold = [g.labels for g in read_gold(GOEMOTIONS_TSV)[:4]]
     assert [tuple(r["gold"]) for r in rows] == gold
     for r in rows:
         assert set(r) >= {"text", "labels", "scores"} and list(r["scores"]) == list(LABELS)
@@ -68,7 +68,7 @@ def test_metrics_equal_scikit_learn_on_the_predictions(vllm_backend, tmp_path):
         assert (m["precision"], m["recall"], m["f1"], m["support"]) == pytest.approx((p[i], r[i], f[i], support[i]))
     assert 0 <= metrics["first_pick_position_entropy_bits"] <= np.log2(28)
     saved = json.loads((tmp_path / "teacher_eval.json").read_text())
-    assert saved["macro_f1"] == metrics["macro_f1"] and metrics["llm_calls"] >= 12
+    assert saved["macro_f1"] == metrics["macro_f1"] and metrics["llm_calls"] >= 8
 
     again = teacher_eval(config, backend=vllm_backend)  # the same label stage cache: nothing is sent twice
     assert again["llm_calls"] == 0 and again["macro_f1"] == metrics["macro_f1"]
