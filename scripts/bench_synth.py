@@ -10,7 +10,7 @@ backend, then a projection of a large corpus from the measured calls and tokens 
 per replica count; the last line is JSON.
 
     python scripts/bench_synth.py [--backend vllm|ray] [--num-replicas 2] [--max-passages 2] [--label-samples 3]
-                                  [--no-transformers] [--enforce-eager]
+                                  [--no-transformers] [--enforce-eager] [--max-retries 2]
 """
 
 from __future__ import annotations
@@ -103,6 +103,7 @@ def main() -> None:
     parser.add_argument("--label-samples", type=int, default=3)
     parser.add_argument("--no-transformers", action="store_true", help="Skip the transformers backend table.")
     parser.add_argument("--enforce-eager", action="store_true", help="vLLM engines without torch.compile.")
+    parser.add_argument("--max-retries", type=int, default=2, help="Retries per call (on ray, each is another job).")
     parser.add_argument("--project", type=int, default=400_000, help="Corpus size (kept examples) to project.")
     parser.add_argument(
         "--gpu-tokens-per-s",
@@ -117,7 +118,7 @@ def main() -> None:
     base = dict(
         model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
         max_characters=2, emotions_per_character=2, contextless_per_example=2, label_samples=args.label_samples,
-        num_replicas=args.num_replicas, enforce_eager=args.enforce_eager,
+        num_replicas=args.num_replicas, enforce_eager=args.enforce_eager, max_retries=args.max_retries,
     )  # fmt: skip
     results = {}
     with tempfile.TemporaryDirectory() as tmp:
