@@ -129,36 +129,41 @@ def main() -> None:
             results[name] = bench_backend(name, base, Path(tmp), sequential=args.backend != "ray")
             print_table(name, results[name])
     main_rows = results[args.backend]
-    baseline = main_rows.get("sequential") or results["vllm"]["pipeline"]  # ray: against the one vLLM engine
-    ratio = main_rows["pipeline"]["kept_per_minute"] / max(baseline["kept_per_minute"], 1e-9)
     ours = main_rows["pipeline"]
-    # Generation-bound: prefill of the (shared-prefix) prompts is far cheaper per token than decoding on a GPU.
-    projection = {
-        "examples": args.project,
-        "llm_calls": round(args.project * ours["calls_per_kept_example"]),
-        "generated_tokens": round(args.project * ours["generated_tokens_per_kept_example"]),
-        "gpu_hours": round(args.project * ours["generated_tokens_per_kept_example"] / args.gpu_tokens_per_s / 3600, 1),
-        "gpu_tokens_per_s": args.gpu_tokens_per_s,
-    }
-    print(
-        f"\nprojection: {args.project:,} kept examples at this run's yield = {projection['llm_calls']:,} calls, "
-        f"{projection['generated_tokens']:,} generated tokens, {projection['gpu_hours']} GPU-hours at "
-        f"{args.gpu_tokens_per_s:,.0f} generated tokens/s"
-    )
-    replicas = replica_projection(
-        args.project, ours["generated_tokens_per_kept_example"], args.gpu_tokens_per_s, args.engine_start_s, args.jobs
-    )
-    print(f"per replica count (engine start {args.engine_start_s:.0f} s x {args.jobs} jobs):")
-    for row in replicas:
-        print(f"  {row['replicas']:>3} replicas: {row['gpu_hours']:>8} GPU-hours, {row['wall_hours']:>8} hours wall")
+    baseline = main_rows.get("sequential") or results["vllm"]["pipeline"]  # ray: against the one vLLM engine
+    # Both sent the same prompts with the same seeds, so the same work: the ratio is one of wall times.
+    ratio = baseline["seconds"] / max(ours["seconds"], 1e-9)
+    projection, replicas = None, []
+    if not ours["kept"]:
+        print("\nno example kept: nothing to project from (raise --max-passages or --max-retries)")
+    else:
+        # Generation-bound: prefill of the (shared-prefix) prompts is far cheaper per token than decoding on a GPU.
+        per_example = ours["generated_tokens_per_kept_example"]
+        projection = {
+            "examples": args.project,
+            "llm_calls": round(args.project * ours["calls_per_kept_example"]),
+            "generated_tokens": round(args.project * per_example),
+            "gpu_hours": round(args.project * per_example / args.gpu_tokens_per_s / 3600, 1),
+            "gpu_tokens_per_s": args.gpu_tokens_per_s,
+        }
+        print(
+            f"\nprojection: {args.project:,} kept examples at this run's yield = {projection['llm_calls']:,} calls, "
+            f"{projection['generated_tokens']:,} generated tokens, {projection['gpu_hours']} GPU-hours at "
+            f"{args.gpu_tokens_per_s:,.0f} generated tokens/s"
+        )
+        replicas = replica_projection(args.project, per_example, args.gpu_tokens_per_s, args.engine_start_s, args.jobs)
+        print(f"per replica count (engine start {args.engine_start_s:.0f} s x {args.jobs} jobs):")
+        for row in replicas:
+            hours = f"{row['gpu_hours']:>8} GPU-hours, {row['wall_hours']:>8} hours wall"
+            print(f"  {row['replicas']:>3} replicas: {hours}")
     print(
         json.dumps(
             {
                 "backend": args.backend,
                 "ratio_vs_sequential" if "sequential" in main_rows else "ratio_vs_vllm": round(ratio, 2),
-                "kept_per_minute": main_rows["pipeline"]["kept_per_minute"],
-                "tokens_per_kept_example": main_rows["pipeline"]["tokens_per_kept_example"],
-                "calls_per_kept_example": main_rows["pipeline"]["calls_per_kept_example"],
+                "kept_per_minute": ours["kept_per_minute"],
+                "tokens_per_kept_example": ours["tokens_per_kept_example"],
+                "calls_per_kept_example": ours["calls_per_kept_example"],
                 "cached_rerun_seconds": main_rows["cached_rerun"]["seconds"],
                 "projection": projection,
                 "replica_projection": replicas,
