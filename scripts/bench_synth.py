@@ -48,16 +48,16 @@ def measure(config: SynthConfig, backend) -> dict:
 def bench_backend(name: str, base: dict, root: Path, sequential: bool = True) -> dict:
     """Engine start, pipeline, sequential baseline (not for ray: a job per call) and cached rerun on one backend.
 
-    `engine_start_s` is the time loading takes: one engine for `vllm`; for `ray` only the processor is built,
-    and every job starts its replicas inside the pipeline's time.
+    The pipeline row's `engine_start_s` is the time loading took: one engine for `vllm`; for `ray` only the
+    processor is built, and every job starts its replicas inside the pipeline's time.
     """
     config = SynthConfig(backend=name, out=root / f"{name}-batched", **base)
     backend = build_backend(config)
     rows = {}
     started = time.perf_counter()
     with backend:  # loads it
-        rows["engine_start_s"] = round(time.perf_counter() - started, 1)
-        rows["pipeline"] = measure(config, backend)
+        loaded = round(time.perf_counter() - started, 1)
+        rows["pipeline"] = {**measure(config, backend), "engine_start_s": loaded}
         if sequential and name != "ray":
             sequential_config = config.model_copy(
                 update={"out": root / f"{name}-sequential", "chunk_size": 1, "batch_size": 1}
@@ -86,11 +86,10 @@ def replica_projection(examples: int, tokens_per_example: float, gpu_tokens_per_
 def print_table(name: str, rows: dict) -> None:
     cols = ["seconds", "kept", "kept_per_minute", "llm_calls", "calls_per_kept_example", "tokens_per_kept_example",
             "generated_tokens_per_s"]  # fmt: skip
-    print(f"\nbackend: {name} (load: {rows['engine_start_s']} s)")
+    print(f"\nbackend: {name} (load: {rows['pipeline']['engine_start_s']} s)")
     print(f"{'run':<14}" + "".join(f"{c:>24}" for c in cols))
     for run, figures in rows.items():
-        if isinstance(figures, dict):
-            print(f"{run:<14}" + "".join(f"{figures[c]:>24}" for c in cols))
+        print(f"{run:<14}" + "".join(f"{figures[c]:>24}" for c in cols))
 
 
 def main() -> None:

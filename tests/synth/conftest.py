@@ -23,7 +23,7 @@ from emopillars.assets import generator_path
 from emopillars.synth.backends import Backend, make_backend
 
 SERVED_MODEL_NAME = "smollm2-135m"
-# Every engine of the suite runs eager: it starts in ~60 s instead of ~110 s and generates ~7% slower, and eager
+# Every engine of the suite runs eager: it starts in ~60 s instead of ~110 s and generates ~6% slower, and eager
 # and compiled engines may differ in the last digits, so outputs are compared between engines of one kind.
 ENGINE = {"max_model_len": 4096, "enforce_eager": True}
 SERVER_START_TIMEOUT = 600.0  # a compiling engine on a busy 2-core machine

@@ -32,21 +32,21 @@ TINY = dict(
 ENGINE_ACTOR = b"MapBatches(vLLMEngineStageUDF)"
 
 
-def _processes() -> dict[int, tuple[int, bytes]]:
-    """pid -> (parent pid, command line) of every process."""
+def _processes() -> dict[int, tuple[int, int, bytes]]:
+    """pid -> (parent pid, session id, command line) of every process."""
     table = {}
     for entry in Path("/proc").iterdir():
         if entry.name.isdigit():
             try:
-                stat = (entry / "stat").read_text()
-                table[int(entry.name)] = (int(stat.rsplit(")", 1)[1].split()[1]), (entry / "cmdline").read_bytes())
+                fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+                table[int(entry.name)] = (int(fields[1]), int(fields[3]), (entry / "cmdline").read_bytes())
             except (OSError, IndexError, ValueError):
                 continue
     return table
 
 
-def _descendants(pid: int, table: dict[int, tuple[int, bytes]]) -> set[int]:
-    children = {p for p, (parent, _) in table.items() if parent == pid}
+def _descendants(pid: int, table: dict[int, tuple[int, int, bytes]]) -> set[int]:
+    children = {p for p, (parent, _, _) in table.items() if parent == pid}
     return children.union(*(_descendants(c, table) for c in children))
 
 
@@ -61,7 +61,7 @@ class ActorKiller(threading.Thread):
         while not self.done.wait(0.2):
             if self.cache.exists() and self.cache.read_text().strip():
                 table = _processes()
-                actors = [p for p, (_, cmd) in table.items() if ENGINE_ACTOR in cmd]
+                actors = [p for p, (_, _, cmd) in table.items() if ENGINE_ACTOR in cmd]
                 if actors:
                     actor = max(actors)  # the newest: this job's, not one of an earlier job still shutting down
                     self.orphans = _descendants(actor, table)  # its engine processes, which vLLM leaves running
@@ -169,12 +169,7 @@ def test_a_killed_driver_resumes_without_losing_or_duplicating(ray_run, vllm_bac
 
 def _kill_session(sid: int) -> None:
     """Whatever the killed driver left in its session (Ray's processes, orphaned engine processes)."""
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                session = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[3])
-            except (OSError, IndexError, ValueError):
-                continue
-            if session == sid:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(int(entry.name), signal.SIGKILL)
+    for pid, (_, session, _) in _processes().items():
+        if session == sid:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
