@@ -15,6 +15,7 @@ from collections.abc import Iterable
 from pathlib import Path
 
 from emopillars.synth.backends import Completion, Request
+from emopillars.synth.files import write_atomic
 
 log = logging.getLogger(__name__)
 
@@ -62,11 +63,7 @@ class CallCache:
             self._rewrite()
 
     def _rewrite(self) -> None:
-        tmp = self.path.with_suffix(".jsonl.tmp")
-        with tmp.open("w", encoding="utf-8") as f:
-            for key, completion in self._entries.items():
-                f.write(_line(key, completion))
-        os.replace(tmp, self.path)
+        write_atomic(self.path, (_line(key, completion) for key, completion in self._entries.items()))
 
     def __contains__(self, key: str) -> bool:
         return key in self._entries

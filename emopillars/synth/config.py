@@ -42,7 +42,9 @@ class LLMConfig(StrictModel):
     enforce_eager: bool = Field(
         False, description="vLLM without torch.compile: engines start faster and generate slower (short runs, tests)."
     )
-    chunk_size: int = Field(256, ge=1, description="Calls per engine submission; each is cached when it returns.")
+    max_in_flight: int = Field(
+        128, ge=1, le=4096, description="LLM calls out at once (the engine batches them); each is cached as it returns."
+    )
     concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
     batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")
     request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
@@ -51,7 +53,6 @@ class LLMConfig(StrictModel):
     ray_address: str | None = Field(
         None, description="Ray cluster to join: 'auto' for the one started with `ray start`; default: a local Ray."
     )
-    ray_batch_size: int = Field(32, ge=1, description="Requests per Ray batch; each is cached when it returns.")
 
     @model_validator(mode="after")
     def _check_backend(self) -> LLMConfig:

@@ -17,6 +17,7 @@ from pathlib import Path
 
 from emopillars.records import EXPRESSIVENESS, Example
 from emopillars.sources import MODES, SPLITS
+from emopillars.synth.files import write_atomic
 from emopillars.taxonomy import LABELS
 
 
@@ -71,12 +72,7 @@ def write_outputs(examples: Sequence[Example], out: Path) -> None:
     from datasets import Dataset, DatasetDict
 
     out.mkdir(parents=True, exist_ok=True)
-    jsonl = out / "examples.jsonl"
-    tmp = jsonl.with_suffix(".jsonl.tmp")
-    with tmp.open("w", encoding="utf-8") as f:
-        for ex in examples:
-            f.write(json.dumps(ex.model_dump(), ensure_ascii=False) + "\n")
-    os.replace(tmp, jsonl)
+    write_atomic(out / "examples.jsonl", (json.dumps(ex.model_dump(), ensure_ascii=False) + "\n" for ex in examples))
 
     rows = [ex.model_dump() for ex in examples]
     features = _features()

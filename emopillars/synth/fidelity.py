@@ -36,7 +36,7 @@ def entropy_bits(counts: Iterable[float]) -> float:
     if not values.size:
         return 0.0
     p = values / values.sum()
-    return float(-(p * np.log2(p)).sum())
+    return float(-(p * np.log2(p)).sum()) + 0.0  # + 0.0: one certain outcome gives 0.0, not -0.0
 
 
 def target_recognition(labelled: Sequence[tuple[str, float]], threshold: float) -> dict:
@@ -56,8 +56,10 @@ def target_recognition(labelled: Sequence[tuple[str, float]], threshold: float) 
 def first_picks(judgements: Sequence[Judgement]) -> dict:
     """Entropy of the first-listed emotion and of its position in the shown list, plus the position histogram.
 
-    A labeller that reads the utterance spreads its first pick over emotions, not over positions; one that takes
-    the top of the list has a low position entropy and, as the order is shuffled, a high emotion entropy.
+    The label prompt lists the definitions in the taxonomy's fixed order and then the names in the call's shuffled
+    order, so a first pick has two positions: in the definitions (its emotion: `first_pick_entropy_bits`) and in the
+    shown names (`first_pick_position_entropy_bits`). A labeller that reads the utterance spreads its first pick
+    over both; one drawn to the top of either list has a low entropy there.
     """
     positions = Counter(j.position for j in judgements)
     return {
@@ -65,6 +67,23 @@ def first_picks(judgements: Sequence[Judgement]) -> dict:
         "first_pick_position_entropy_bits": _r(entropy_bits(positions.values())),
         "first_pick_positions": [positions[i] for i in range(NUM_LABELS)],
         "label_calls": len(judgements),
+    }
+
+
+def position_bound_labellers(firsts_shown: Sequence[str], first_label_positions: Sequence[int]) -> dict:
+    """`first_picks` of two simulated labellers on the run's own label calls, to show that each measure catches
+    its bias: one always answers the first name shown, one the first definition (the taxonomy's first label).
+
+    Args:
+        firsts_shown: per call, the name shown first.
+        first_label_positions: per call, where the taxonomy's first label stood in the shown names.
+    """
+    keys = ("first_pick_entropy_bits", "first_pick_position_entropy_bits")
+    top_of_names = first_picks([Judgement(first, 0) for first in firsts_shown])
+    top_of_definitions = first_picks([Judgement(LABELS[0], p) for p in first_label_positions])
+    return {
+        "top_of_names": {k: top_of_names[k] for k in keys},
+        "top_of_definitions": {k: top_of_definitions[k] for k in keys},
     }
 
 
@@ -113,6 +132,7 @@ def compute(
     *,
     labelled: Sequence[tuple[str, float]],
     judgements: Sequence[Judgement],
+    simulated: dict,
     scene_leaks: dict[str, int],
     names_by_passage: dict[str, Sequence[str]],
     candidates: int,
@@ -136,6 +156,7 @@ def compute(
         "target_recognition": target_recognition(labelled, target_threshold),
         "primary_agreement": _r(sum(e.primary_emotion == e.target_emotion for e in examples) / n) if n else None,
         **first_picks(judgements),
+        "first_pick_simulated": simulated,
         "label_agreement": _r(sum(agreements) / len(agreements)) if agreements else None,
         "label_entropy": label_entropy(examples),
         "labels_per_example": _r(sum(len(e.labels) for e in examples) / n) if n else None,

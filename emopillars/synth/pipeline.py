@@ -1,45 +1,35 @@
 """`emopillars synth`: corpus -> passages -> characters -> contextual utterances -> blind soft labels
 -> context-less rewrites -> their soft labels -> de-duplication -> splits by passage -> export + report.
 
-Every LLM stage goes through `run_stage` (batched, cached, retried); everything after the LLM is
-deterministic, so an identical rerun answers from the cache and writes identical files.
+The LLM part is one stream (`Drafting`): each passage, scene and utterance moves to its next stage as soon as
+its own call is answered and checked, through one `Runner` (cached, retried, at most `max_in_flight` calls out).
+Everything after the LLM is deterministic and keyed by item, not by arrival, so an identical rerun answers from
+the cache and writes identical files, whatever order the answers came in.
 """
 
 from __future__ import annotations
 
-import fcntl
+import asyncio
 import json
 import logging
 import time
 from collections import Counter
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, replace
-from pathlib import Path
 
 import numpy as np
 
 from emopillars import prompts
-from emopillars.errors import EmopillarsError
-from emopillars.records import EXPRESSIVENESS, MODES, Character, EmotionScores, Example, Passage
+from emopillars.records import EXPRESSIVENESS, MODES, Character, Example, Passage
 from emopillars.synth import fidelity
 from emopillars.synth.backends import Backend
-from emopillars.synth.cache import CallCache
 from emopillars.synth.config import LLMConfig, SynthConfig
 from emopillars.synth.export import SPLITS, assign_splits, example_id, write_outputs
+from emopillars.synth.files import exclusive, write_atomic
+from emopillars.synth.labeller import Labeller, SoftLabel
 from emopillars.synth.report import SynthReport, count_by
-from emopillars.synth.runner import CallStats, run_stage
-from emopillars.synth.schedule import deal, schedule_emotions
-from emopillars.synth.stages import (
-    CharactersStage,
-    LabelStage,
-    LabelTask,
-    RewriteStage,
-    RewriteTask,
-    SceneStage,
-    SceneTask,
-    Stage,
-)
+from emopillars.synth.runner import Runner
+from emopillars.synth.schedule import Deck
+from emopillars.synth.stages import CharactersStage, LabelStage, RewriteStage, RewriteTask, SceneStage, SceneTask
 from emopillars.taxonomy import LABELS
 
 log = logging.getLogger(__name__)
@@ -66,26 +56,6 @@ class Candidate:
         return example_id(self.mode, self.passage.id, self.character.name, self.target, self.context, self.utterance)
 
 
-@dataclass(frozen=True)
-class SoftLabel:
-    """The agreement of several blind judgements of one utterance."""
-
-    scores: dict[str, float]  # mean score over the usable samples, absent = 0, taxonomy order
-    agreement: float | None  # mean pairwise Jaccard of the samples' label sets; None below two samples
-    explication: str  # the first usable sample's account of the feeling
-
-    @classmethod
-    def from_samples(cls, samples: Sequence[EmotionScores], threshold: float) -> SoftLabel:
-        vectors = [s.vector() for s in samples]
-        scores = {label: round(sum(v[label] for v in vectors) / len(vectors), 4) for label in LABELS}
-        sets = [frozenset(label for label, x in v.items() if x >= threshold) for v in vectors]
-        return cls(scores, fidelity.jaccard_agreement(sets), samples[0].explication)
-
-    @property
-    def primary(self) -> str:
-        return max(LABELS, key=lambda label: self.scores[label])  # ties: the first in taxonomy order
-
-
 def prompt_hashes() -> dict[str, str]:
     """Versioned template file -> sha256 prefix, for config.json and the dataset card."""
     return {name: prompts.template_hash(name) for name in (*TEMPLATES, prompts.SCENE_EXAMPLES)}
@@ -105,22 +75,22 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
     started = time.perf_counter()
     with exclusive(config.out):
         saved = {**json.loads(config.model_dump_json()), "prompts": prompt_hashes()}
-        (config.out / "config.json").write_text(json.dumps(saved, indent=2) + "\n", encoding="utf-8")
+        write_atomic(config.out / "config.json", json.dumps(saved, indent=2) + "\n")
         passages = load_passages(
             config.corpus,
             text_field=config.text_field,
             max_chars=config.passage_chars,
             max_passages=config.max_passages,
         )
-        llm = _LLM(config, backend or build_backend(config))
+        llm = backend or build_backend(config)
+        runner = Runner(llm, config.out, config.max_retries, config.max_in_flight)
+        drafting = Drafting(config, runner)
         try:
-            slots = llm.characters(passages)
-            contextual = llm.contextual(slots)
-            contextless = llm.contextless(contextual)
+            contextual, contextless = runner.run(lambda: drafting.run(passages))
         finally:
             if backend is None:
-                llm.backend.close()
-        stats = llm.stats
+                llm.close()
+        stats = runner.stats
         candidates = contextual + contextless
         kept, removed, vectors = _deduplicate(candidates, config)
         stats.dropped["duplicate"] += sum(removed.values())
@@ -128,19 +98,20 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
         examples = [_example(c, splits[c.passage.id], config.label_threshold) for c in kept]
         write_outputs(examples, config.out)
         names: dict[str, list[str]] = {}
-        for passage, character in slots:
+        for passage, character in drafting.slots:
             names.setdefault(passage.id, []).append(character.name)
         measures = fidelity.compute(
             examples,
-            labelled=llm.labelled,
-            judgements=llm.judgements,
-            scene_leaks=llm.scene_leaks,
+            labelled=drafting.labelled,
+            judgements=drafting.labeller.judgements,
+            simulated=drafting.labeller.simulated(),
+            scene_leaks=dict(stats.tallies[SceneStage.name]),
             names_by_passage=names,
             candidates=len(candidates),
             duplicates=sum(removed.values()),
-            answered=dict(stats.answered),
-            usable=dict(stats.usable),
-            slots=llm.scheduled,
+            answered=stats.per_stage("answered"),
+            usable=stats.per_stage("usable"),
+            slots=drafting.scheduled,
             rewrites_per_example=config.contextless_per_example,
             target_threshold=config.target_threshold,
             vectors=vectors,
@@ -148,10 +119,10 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
         report = SynthReport(
             out=str(config.out),
             backend=config.backend,
-            model=llm.backend.model,
+            model=llm.model,
             passages=len(passages),
-            characters=len(slots),
-            scheduled=llm.scheduled,
+            characters=len(drafting.slots),
+            scheduled=drafting.scheduled,
             llm_calls=stats.llm_calls,
             cached_calls=stats.cached_calls,
             examples={m: sum(e.mode == m for e in examples) for m in MODES},
@@ -164,118 +135,111 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
             dedup_threshold=config.dedup_threshold,
             prompt_tokens=stats.prompt_tokens,
             generated_tokens=stats.generated_tokens,
+            prefix_cache=stats.prefix_cache(),
+            engine_busy_share=stats.engine_busy_share,
             prompts=prompt_hashes(),
             fidelity=measures,
             wall_seconds=round(time.perf_counter() - started, 2),
         )
-        (config.out / "report.json").write_text(report.model_dump_json(indent=2) + "\n", encoding="utf-8")
+        write_atomic(config.out / "report.json", report.model_dump_json(indent=2) + "\n")
         write_card(config, report)
     return report
 
 
-class _LLM:
-    """The LLM stages of one run, sharing a backend, call caches and counters, and what fidelity needs of them."""
+class Drafting:
+    """The LLM part of a run as one stream: passage -> characters -> scenes -> labels -> rewrites -> labels.
 
-    def __init__(self, config: SynthConfig, backend: Backend):
-        self.config, self.backend, self.stats = config, backend, CallStats()
-        self.caches: dict[str, CallCache] = {}  # one per stage: the label stage runs twice
-        self.labeller = Labeller(config, backend, self.stats, self.caches)
+    Every passage flows on its own; targets are dealt in passage order (each passage waits only for the earlier
+    passages' casts), so the schedule is the same whatever order answers arrive in. Results are gathered by item,
+    never by arrival.
+    """
+
+    def __init__(self, config: SynthConfig, runner: Runner):
+        self.config, self.runner = config, runner
+        self.characters, self.scenes, self.rewrites = CharactersStage(config), SceneStage(config), RewriteStage(config)
+        self.labeller = Labeller(config, runner)
+        self.emotions, self.levels = Deck(LABELS, config.seed), Deck(EXPRESSIVENESS, config.seed)
+        self.slots: list[tuple[Passage, Character]] = []  # in passage order
         self.scheduled = 0
-        self.scene_leaks: dict[str, int] = {}
         self.labelled: list[tuple[str, float]] = []  # (target, mean blind score of the target) per labelled draft
 
-    @property
-    def judgements(self) -> list[fidelity.Judgement]:
-        return self.labeller.judgements
+    async def run(self, passages: list[Passage]) -> tuple[list[Candidate], list[Candidate]]:
+        """The kept contextual candidates and their kept context-less rewrites, each in schedule order.
 
-    def _run(self, stage: Stage, items: Sequence) -> list:
-        return run_cached(stage, items, self.config, self.backend, self.stats, self.caches)
+        Passages enter in order, a bounded number at a time, so memory stays flat on a large corpus.
+        """
+        admitted = asyncio.Semaphore(max(1, -(-self.config.max_in_flight // 8)))
+        dealt = [asyncio.Event() for _ in passages]
+        flows = []
+        for k, passage in enumerate(passages):
+            await admitted.acquire()
+            flow = asyncio.ensure_future(self._passage(passage, dealt[k - 1] if k else None, dealt[k]))
+            flow.add_done_callback(lambda _: admitted.release())
+            flows.append(flow)
+        drafts = [d for flow in await asyncio.gather(*flows) for d in flow]
+        contextual = [c for c, _ in drafts if c is not None]
+        return contextual, [r for _, rewrites in drafts for r in rewrites]
 
-    def characters(self, passages: Sequence[Passage]) -> list[tuple[Passage, Character]]:
-        casts = self._run(CharactersStage(self.config), passages)
-        return [(p, c) for p, cast in zip(passages, casts, strict=True) if cast for c in cast.characters]
+    async def _passage(
+        self, passage: Passage, previous: asyncio.Event | None, dealt: asyncio.Event
+    ) -> list[tuple[Candidate | None, list[Candidate]]]:
+        cast = await self.runner.ask(self.characters, passage)
+        if previous is not None:
+            await previous.wait()
+        tasks = self._deal(passage, cast.characters if cast else [])
+        dealt.set()
+        return list(await asyncio.gather(*(self._scene(t) for t in tasks)))
 
-    def contextual(self, slots: Sequence[tuple[Passage, Character]]) -> list[Candidate]:
-        plan = schedule_emotions(slots, self.config.emotions_per_character, self.config.seed)
-        levels = deal(len(plan), EXPRESSIVENESS, self.config.seed)
-        tasks = [SceneTask(p, c, emotion, level) for ((p, c), emotion), level in zip(plan, levels, strict=True)]
-        self.scheduled = len(tasks)
-        stage = SceneStage(self.config)
-        scenes = self._run(stage, tasks)
-        self.scene_leaks = stage.leaks
+    def _deal(self, passage: Passage, characters: list[Character]) -> list[SceneTask]:
+        tasks = []
+        for character in characters:
+            self.slots.append((passage, character))
+            for emotion in self.emotions.hand(self.config.emotions_per_character):
+                tasks.append(SceneTask(passage, character, emotion, self.levels.draw()))
+        self.scheduled += len(tasks)
+        return tasks
+
+    async def _scene(self, task: SceneTask) -> tuple[Candidate | None, list[Candidate]]:
+        """One scheduled scene: its kept contextual example (or None) and its kept context-less rewrites."""
+        scene = await self.runner.ask(self.scenes, task)
+        if scene is None:
+            return None, []
+        draft = Candidate(
+            "contextual",
+            task.passage,
+            task.character,
+            task.emotion,
+            task.expressiveness,
+            scene.context,
+            scene.utterance,
+        )
+        example = await self._label(draft)
+        if example is None or not self.config.contextless_per_example:
+            return example, []
+        rewrites = await self.runner.ask(self.rewrites, RewriteTask(example.character, example.utterance))
+        if rewrites is None:
+            return example, []
         drafts = [
-            Candidate("contextual", t.passage, t.character, t.emotion, t.expressiveness, s.context, s.utterance)
-            for t, s in zip(tasks, scenes, strict=True)
-            if s is not None
+            replace(example, mode="contextless", context=None, utterance=text, soft=None, source_id=example.id)
+            for text in rewrites.rewrites
         ]
-        return self._label(drafts)
+        labelled = await asyncio.gather(*(self._label(d) for d in drafts))
+        return example, [c for c in labelled if c is not None]
 
-    def contextless(self, contextual: Sequence[Candidate]) -> list[Candidate]:
-        if not self.config.contextless_per_example:
-            return []
-        tasks = [RewriteTask(c.character, c.utterance) for c in contextual]
-        rewrites = self._run(RewriteStage(self.config), tasks)
-        drafts = [
-            replace(c, mode="contextless", context=None, utterance=text, soft=None, source_id=c.id)
-            for c, r in zip(contextual, rewrites, strict=True)
-            if r is not None
-            for text in r.rewrites
-        ]
-        return self._label(drafts)
-
-    def _label(self, drafts: Sequence[Candidate]) -> list[Candidate]:
-        """Blind soft labels; a draft stays only if the labeller, on average, saw its target emotion.
+    async def _label(self, draft: Candidate) -> Candidate | None:
+        """The draft with its blind soft label, if the labeller, on average, saw its target emotion.
 
         A context-less rewrite is shown as said by "Someone": no name ties it to its story.
         """
-        speakers = [d.character.name if d.mode == "contextual" else "Someone" for d in drafts]
-        labels = self.labeller([(d.utterance, d.context, who) for d, who in zip(drafts, speakers, strict=True)])
-        kept = []
-        for draft, soft in zip(drafts, labels, strict=True):
-            if soft is None:
-                continue  # every sample failed: counted by the runner (unparseable / invalid)
-            self.labelled.append((draft.target, soft.scores[draft.target]))
-            if soft.scores[draft.target] < self.config.target_threshold:
-                self.stats.dropped["target_not_recognised"] += 1
-            else:
-                kept.append(replace(draft, soft=soft))
-        return kept
-
-
-class Labeller:
-    """The blind label stage: `label_samples` calls per utterance, each in its own label order, averaged.
-
-    Shared by `synth` and `teacher-eval`, so that a teacher is checked exactly as it will label.
-    """
-
-    def __init__(self, config: LLMConfig, backend: Backend, stats: CallStats, caches: dict[str, CallCache]):
-        self.config, self.backend, self.stats, self.caches = config, backend, stats, caches
-        self.stage = LabelStage(config)
-        self.judgements: list[fidelity.Judgement] = []
-
-    def __call__(self, items: Sequence[tuple[str, str | None, str]]) -> list[SoftLabel | None]:
-        """(utterance, context, speaker) -> soft label, or None when no sample parsed."""
-        n = self.config.label_samples
-        tasks = [LabelTask(u, c, who, sample) for u, c, who in items for sample in range(n)]
-        results = run_cached(self.stage, tasks, self.config, self.backend, self.stats, self.caches)
-        for task, result in zip(tasks, results, strict=True):
-            if result is not None:
-                first = result.emotions[0].emotion
-                self.judgements.append(fidelity.Judgement(first, self.stage.order(task).index(first)))
-        out: list[SoftLabel | None] = []
-        for i in range(len(items)):
-            samples = [r for r in results[i * n : (i + 1) * n] if r is not None]
-            out.append(SoftLabel.from_samples(samples, self.config.label_threshold) if samples else None)
-        return out
-
-
-def run_cached(
-    stage: Stage, items: Sequence, config: LLMConfig, backend: Backend, stats: CallStats, caches: dict[str, CallCache]
-) -> list:
-    """`run_stage` with the stage's call cache under `config.out/cache` (opened once per run)."""
-    if stage.name not in caches:
-        caches[stage.name] = CallCache(config.out / "cache", stage.name)
-    return run_stage(stage, items, backend, caches[stage.name], stats, config.max_retries, config.chunk_size)
+        speaker = draft.character.name if draft.mode == "contextual" else "Someone"
+        soft = await self.labeller(draft.utterance, draft.context, speaker)
+        if soft is None:
+            return None  # every sample failed: counted by the runner (unparseable / invalid)
+        self.labelled.append((draft.target, soft.scores[draft.target]))
+        if soft.scores[draft.target] < self.config.target_threshold:
+            self.runner.stats.dropped["target_not_recognised"] += 1
+            return None
+        return replace(draft, soft=soft)
 
 
 def build_backend(config: LLMConfig) -> Backend:
@@ -337,17 +301,3 @@ def _example(c: Candidate, split: str, label_threshold: float) -> Example:
         explication=c.soft.explication,
         source_id=c.source_id,
     )
-
-
-@contextmanager
-def exclusive(out: Path) -> Iterator[None]:
-    """One run per output folder: two writers would interleave the cache."""
-    out.mkdir(parents=True, exist_ok=True)
-    with (out / ".lock").open("w") as lock:
-        try:
-            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            raise EmopillarsError(
-                f"another emopillars synth is writing to {out}; wait for it or use another --out"
-            ) from None
-        yield

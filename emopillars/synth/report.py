@@ -30,6 +30,8 @@ class SynthReport(BaseModel):
     dedup_threshold: float
     prompt_tokens: int
     generated_tokens: int
+    prefix_cache: dict[str, dict[str, float | int | None]]
+    engine_busy_share: float | None  # of the LLM part's wall time, the share with at least one call at the engine
     prompts: dict[str, str]
     fidelity: dict
     wall_seconds: float
@@ -43,6 +45,8 @@ class SynthReport(BaseModel):
             f"{self.scheduled} scenes scheduled",
             f"  LLM calls {self.llm_calls} sent, {self.cached_calls} cached; tokens {self.prompt_tokens} prompt, "
             f"{self.generated_tokens} generated; {self.wall_seconds:.1f} s",
+            "  prefix cache hits (prompt tokens the engine did not prefill again): "
+            + (", ".join(f"{s} {_pct(c['hit_rate'])}" for s, c in self.prefix_cache.items()) or "no call sent"),
             "",
             f"  {'label':<15}{'contextual':>12}{'contextless':>13}{'recognised':>12}{'diversity':>11}",
         ]
@@ -69,8 +73,10 @@ def fidelity_rows(f: dict) -> list[tuple[str, str]]:
     return [
         ("target_recognition macro / min", f"{_fmt(rec['macro'])} / {_fmt(rec['min'])} ({rec['drafts']} drafts)"),
         ("primary_agreement", _fmt(f["primary_agreement"])),
-        ("first_pick_entropy_bits", f"{_fmt(f['first_pick_entropy_bits'])} (max 4.81)"),
-        ("first_pick_position_entropy_bits", f"{_fmt(f['first_pick_position_entropy_bits'])} (max 4.81)"),
+        ("first_pick_entropy_bits (definitions' order)", f"{_fmt(f['first_pick_entropy_bits'])} (max 4.81)"),
+        ("first_pick_position_entropy_bits (names' order)",
+         f"{_fmt(f['first_pick_position_entropy_bits'])} (max 4.81)"),
+        *_simulated_rows(f.get("first_pick_simulated") or {}),
         ("label_agreement", _fmt(f["label_agreement"])),
         ("label_entropy", _fmt(f["label_entropy"])),
         ("labels_per_example", _fmt(f["labels_per_example"])),
@@ -84,6 +90,19 @@ def fidelity_rows(f: dict) -> list[tuple[str, str]]:
          ", ".join(_fmt(v) for k, v in f["yield"].items() if k != "kept_per_slot")),
         ("kept per slot contextual / contextless", " / ".join(_fmt(v) for v in f["yield"]["kept_per_slot"].values())),
     ]  # fmt: skip
+
+
+def _simulated_rows(simulated: dict) -> list[tuple[str, str]]:
+    """What the two first-pick entropies read on the run's own orders for labellers bound to a list's top."""
+    return [
+        (f"  simulated {who.replace('_', '-')} labeller",
+         f"{_fmt(m['first_pick_entropy_bits'])} / {_fmt(m['first_pick_position_entropy_bits'])} bits")
+        for who, m in simulated.items()
+    ]  # fmt: skip
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.0%}"
 
 
 def _fmt(value: float | None) -> str:

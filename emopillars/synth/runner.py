@@ -1,15 +1,25 @@
-"""Runs a stage over all its items: cached calls are reused, the rest go to the backend in large
-batches (in item order, so prompts of one passage sit together for vLLM's prefix cache) and are
-cached batch by batch as the backend hands them back, and
-outputs that fail to parse are retried with a fresh sample up to `max_retries` times.
+"""The runner of one synth (or teacher-eval) run: it owns the backend's stream, the call caches and the statistics.
+
+`ask(stage, item)` is the one way a stage's call is made. The answer comes from the call cache when the call was
+made before (an identical rerun sends nothing); otherwise the request goes to the backend at once, with at most
+`max_in_flight` requests out, and its answer is cached the moment it arrives (a SIGKILL loses only the calls in
+flight). An answer that fails its stage's checks is asked again at once with the next attempt's seed, up to
+`max_retries` times. Callers are coroutines that `run()` drives side by side, so an item moves on to its next
+stage as soon as its own call passes: no stage waits for another, and the engine batches whatever is in flight.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
-from collections import Counter
-from collections.abc import Sequence
+import time
+from collections import Counter, defaultdict
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TypeVar
+
+from tqdm.auto import tqdm
 
 from emopillars import prompts
 from emopillars.synth.backends import Backend, Completion
@@ -17,80 +27,161 @@ from emopillars.synth.cache import CallCache, call_key
 from emopillars.synth.stages import ParseError, Stage
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+
+@dataclass
+class StageStats:
+    """One stage's calls: sent and cached, tokens of the sent ones, and how many answers were read and usable."""
+
+    sent: int = 0
+    cached: int = 0
+    prompt_tokens: int = 0
+    cached_prompt_tokens: int = 0  # served from the engine's prefix cache, as the engine reports it
+    generated_tokens: int = 0
+    answered: int = 0
+    usable: int = 0
+
+    def record(self, completion: Completion) -> None:
+        self.sent += 1
+        self.prompt_tokens += completion.prompt_tokens
+        self.cached_prompt_tokens += completion.cached_tokens
+        self.generated_tokens += completion.completion_tokens
 
 
 @dataclass
 class CallStats:
-    """Counts of one run, summed over stages; `dropped` is keyed by reason, `answered` and `usable` by stage
-    (completions read, and those that parsed and passed the checks: the stage's yield)."""
+    """The run's counts: per stage, drops by reason, and what stages tally of their answers (`Stage.tally`)."""
 
-    llm_calls: int = 0
-    cached_calls: int = 0
-    prompt_tokens: int = 0
-    generated_tokens: int = 0
+    stages: defaultdict[str, StageStats] = field(default_factory=lambda: defaultdict(StageStats))
     dropped: Counter = field(default_factory=Counter)
-    answered: Counter = field(default_factory=Counter)
-    usable: Counter = field(default_factory=Counter)
+    tallies: defaultdict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    llm_seconds: float = 0.0  # wall time of the LLM part (`Runner.run`)
+    busy_seconds: float = 0.0  # of which at least one call was out at the engine
 
-    def record_sent(self, completions: Sequence[Completion]) -> None:
-        self.llm_calls += len(completions)
-        self.prompt_tokens += sum(c.prompt_tokens for c in completions)
-        self.generated_tokens += sum(c.completion_tokens for c in completions)
+    @property
+    def engine_busy_share(self) -> float | None:
+        return round(self.busy_seconds / self.llm_seconds, 4) if self.llm_seconds else None
+
+    @property
+    def llm_calls(self) -> int:
+        return sum(s.sent for s in self.stages.values())
+
+    @property
+    def cached_calls(self) -> int:
+        return sum(s.cached for s in self.stages.values())
+
+    @property
+    def prompt_tokens(self) -> int:
+        return sum(s.prompt_tokens for s in self.stages.values())
+
+    @property
+    def generated_tokens(self) -> int:
+        return sum(s.generated_tokens for s in self.stages.values())
+
+    def per_stage(self, name: str) -> dict[str, int]:
+        return {stage: getattr(s, name) for stage, s in self.stages.items()}
+
+    def prefix_cache(self) -> dict[str, dict[str, float | int | None]]:
+        """Per stage: prompt tokens sent, those the engine served from its prefix cache, and their share."""
+        return {
+            stage: {
+                "prompt_tokens": s.prompt_tokens,
+                "cached_tokens": s.cached_prompt_tokens,
+                "hit_rate": round(s.cached_prompt_tokens / s.prompt_tokens, 4) if s.prompt_tokens else None,
+            }
+            for stage, s in self.stages.items()
+        }
 
 
-def run_stage(
-    stage: Stage,
-    items: Sequence,
-    backend: Backend,
-    cache: CallCache,
-    stats: CallStats,
-    max_retries: int,
-    chunk_size: int,
-) -> list:
-    """One parsed output per item, or None where every attempt failed (counted in `stats.dropped`)."""
-    template = prompts.template_source(stage.template)
-    results: list = [None] * len(items)
-    reasons: dict[int, str] = {}
-    pending = list(range(len(items)))
-    for attempt in range(max_retries + 1):
-        if not pending:
-            break
-        requests = {i: stage.request(items[i], attempt) for i in pending}
-        keys = {i: call_key(template, backend.name, requests[i], attempt) for i in pending}
-        todo = [i for i in pending if keys[i] not in cache]
-        stats.cached_calls += len(pending) - len(todo)
-        if todo:
-            backend.load()  # lazy: a fully cached rerun never starts the engine
-        desc = stage.name + (f" (retry {attempt})" if attempt else "")
-        for positions, completions in backend.stream([requests[i] for i in todo], desc, chunk_size):
-            batch = [todo[p] for p in positions]
-            stats.record_sent(completions)
-            cache.add((keys[i], c) for i, c in zip(batch, completions, strict=True))
-            for i, c in zip(batch, completions, strict=True):
-                if c.finish_reason == "error":
-                    reasons[i] = "backend_error"
-                    log.warning("%s: call failed: %s", stage.name, c.error)
-        still = []
-        for i in pending:
-            if keys[i] not in cache:  # a transport error: not cached, retried now and on a rerun
-                still.append(i)
-                continue
-            completion = cache[keys[i]]
-            stats.answered[stage.name] += 1
+class Runner:
+    """Stages' calls for one output folder: cached, streamed to `backend`, retried; one progress bar per stage."""
+
+    def __init__(self, backend: Backend, out: Path, max_retries: int, max_in_flight: int):
+        self.backend, self.directory, self.max_retries = backend, out / "cache", max_retries
+        self.max_in_flight = max_in_flight
+        self.stats = CallStats()
+        self.caches: dict[str, CallCache] = {}
+        self.bars: dict[str, tqdm] = {}
+        self._slots: asyncio.Semaphore | None = None
+        self._out, self._busy_since = 0, 0.0  # calls out at the engine, and since when it has had one
+
+    def run(self, work: Callable[[], Awaitable[T]]) -> T:
+        """Drive `work()` (coroutines that `ask`) to its end; the bars close with it."""
+
+        async def main() -> T:
+            self._slots = asyncio.Semaphore(self.max_in_flight)
+            return await work()
+
+        started = time.perf_counter()
+        try:
+            return asyncio.run(main())
+        finally:
+            self.stats.llm_seconds += time.perf_counter() - started
+            for bar in self.bars.values():
+                bar.close()
+            self.bars.clear()
+
+    async def ask(self, stage: Stage, item: object) -> object | None:
+        """The stage's checked record for `item`, or None when every attempt failed (counted in `stats.dropped`)."""
+        stats, cache, bar = self.stats.stages[stage.name], self._cache(stage.name), self._bar(stage.name)
+        template = prompts.template_source(stage.template)
+        reason = "backend_error"
+        for attempt in range(self.max_retries + 1):
+            request = stage.request(item, attempt)
+            key = call_key(template, self.backend.name, request, attempt)
+            if key in cache:
+                stats.cached += 1
+                completion = cache[key]
+            else:
+                completion = await self._send(request)
+                stats.record(completion)
+                if completion.finish_reason == "error":  # not cached: retried now and on a rerun
+                    log.warning("%s: call failed: %s", stage.name, completion.error)
+                    reason = "backend_error"
+                    continue
+                cache.add([(key, completion)])
+            stats.answered += 1
             try:
                 if completion.finish_reason == "length":
                     raise ParseError("unparseable", "output cut at max_tokens")
-                results[i] = stage.parse(items[i], completion.text)
-                stats.usable[stage.name] += 1
+                record = stage.read(completion.text)
+                self.stats.tallies[stage.name].update(stage.tally(item, record))
+                record = stage.check(item, record)
             except ParseError as exc:
-                reasons[i] = exc.reason
-                log.debug("%s item %d attempt %d: %s", stage.name, i, attempt, exc)
-                still.append(i)
-        pending = still
-    for i in pending:
-        stats.dropped[reasons[i]] += 1
-    if pending:
-        log.info(
-            "%s: %d of %d items dropped after %d attempt(s)", stage.name, len(pending), len(items), max_retries + 1
-        )
-    return results
+                reason = exc.reason
+                log.debug("%s attempt %d: %s", stage.name, attempt, exc)
+                continue
+            stats.usable += 1
+            bar.update(1)
+            return record
+        self.stats.dropped[reason] += 1
+        bar.update(1)
+        return None
+
+    async def _send(self, request) -> Completion:
+        assert self._slots is not None, "ask() runs inside run()"
+        async with self._slots:
+            if not self._out:
+                self._busy_since = time.perf_counter()
+            self._out += 1
+            try:
+                return await asyncio.wrap_future(self.backend.submit(request))
+            finally:
+                self._out -= 1
+                if not self._out:
+                    self.stats.busy_seconds += time.perf_counter() - self._busy_since
+
+    def _cache(self, stage: str) -> CallCache:
+        if stage not in self.caches:
+            self.caches[stage] = CallCache(self.directory, stage)
+        return self.caches[stage]
+
+    def _bar(self, stage: str) -> tqdm:
+        """The stage's bar; its total grows as items reach the stage."""
+        if stage not in self.bars:
+            self.bars[stage] = tqdm(total=0, desc=f"{stage:<10}", position=len(self.bars), unit="call")
+        bar = self.bars[stage]
+        bar.total += 1
+        bar.refresh()
+        return bar

@@ -1,8 +1,10 @@
 """The LLM stages of synthesis, each a prompt template, a JSON schema and a parser (distilabel's tasks).
 
-A stage turns one input item into one `Request` and parses one completion back into a record from
-`records.py`, raising `ParseError` (reason "unparseable" or "invalid") when the output is unusable.
-The runner (`runner.py`) does the batching, caching and retries.
+A stage turns one input item into one `Request`, reads one completion back into a record from `records.py`
+and checks it, raising `ParseError` (reason "unparseable" or "invalid") when the output is unusable. Stages hold
+no run state: what a run counts of their answers they return from `tally`, and the runner (`runner.py`) keeps it,
+with the caching and retries. Prompts put their long shared parts first (instructions, definitions, the passage)
+so the engine's prefix cache serves them to every call that shares them.
 """
 
 from __future__ import annotations
@@ -82,6 +84,10 @@ class Stage(ABC, Generic[In, Out]):
         """Semantic checks beyond the schema; may return a cleaned record or raise ParseError."""
         return record
 
+    def tally(self, item: In, record: Out) -> dict[str, int]:
+        """What the run counts of every answer that reads as a record, before `check` (for fidelity)."""
+        return {}
+
     def temperature(self) -> float:
         """Generation stages write: they sample at the generation temperature."""
         return self.config.temperature
@@ -95,7 +101,8 @@ class Stage(ABC, Generic[In, Out]):
         )
         return Request(messages=[{"role": "user", "content": prompt}], sampling=sampling, json_schema=self.schema())
 
-    def parse(self, item: In, text: str) -> Out:
+    def read(self, text: str) -> Out:
+        """The record a completion holds (JSON, validated against the output model)."""
         span = _json_span(text)
         try:
             data = json.loads(span)
@@ -105,10 +112,13 @@ class Stage(ABC, Generic[In, Out]):
             except ValueError:
                 raise ParseError("unparseable", f"not JSON: {text[:80]!r}") from None
         try:
-            record = self.output.model_validate(data)
+            return self.output.model_validate(data)
         except ValidationError as exc:
             raise ParseError("invalid", str(exc).splitlines()[0]) from None
-        return self.check(item, record)
+
+    def parse(self, item: In, text: str) -> Out:
+        """`read`, then `check`."""
+        return self.check(item, self.read(text))
 
 
 def _json_span(text: str) -> str:
@@ -149,7 +159,7 @@ def _words(text: str) -> int:
 
 
 class CharactersStage(Stage[Passage, CharacterList]):
-    """Stage 2: the main characters of a passage, each named in it."""
+    """The main characters of a passage, each named in it."""
 
     name, template, output = "characters", "characters.v1.j2", CharacterList
 
@@ -199,19 +209,15 @@ def _copies(scene: Scene, example: dict, n: int = 5) -> bool:
 
 
 class SceneStage(Stage[SceneTask, Scene]):
-    """Stage 3: the situation (third person) and what the character says, showing the target emotion.
+    """The situation (third person) and what the character says, showing the target emotion.
 
     The prompt gives the target's definition and asks for it to be shown, not named; an utterance that names it
     (or an inflection) is retried and, at the end, dropped as `target_word_leak` unless `allow_emotion_words`.
-    `leaks` counts, over every parsed scene, the utterances and contexts that name their target.
+    `tally` counts, over every scene that reads, the utterances and contexts that name their target.
     """
 
-    name, template, output = "scenes", "scene.v2.j2", Scene
+    name, template, output = "scenes", "scene.v3.j2", Scene
     config: SynthConfig
-
-    def __init__(self, config: SynthConfig):
-        super().__init__(config)
-        self.leaks = {"scenes": 0, "utterance": 0, "context": 0}
 
     def examples(self, item: SceneTask) -> list[dict]:
         """A seeded draw from the few-shot pool, never of the target emotion."""
@@ -246,24 +252,29 @@ class SceneStage(Stage[SceneTask, Scene]):
             raise ParseError("invalid", "utterance repeats the context")
         if any(_copies(record, e) for e in self.examples(item)):
             raise ParseError("invalid", "scene copies a few-shot example")
-        named = names_label(record.utterance, item.emotion)
-        self.leaks["scenes"] += 1
-        self.leaks["utterance"] += named
-        self.leaks["context"] += names_label(record.context, item.emotion)
-        if named and not self.config.allow_emotion_words:
+        if names_label(record.utterance, item.emotion) and not self.config.allow_emotion_words:
             raise ParseError("target_word_leak", f"utterance names its target emotion {item.emotion!r}")
         return record
 
+    def tally(self, item: SceneTask, record: Scene) -> dict[str, int]:
+        return {
+            "scenes": 1,
+            "utterance": names_label(record.utterance, item.emotion),
+            "context": names_label(record.context, item.emotion),
+        }
+
 
 class LabelStage(Stage[LabelTask, EmotionScores]):
-    """Stages 4 and 5b: blind soft labels; the target emotion is not shown.
+    """Blind soft labels of contextual utterances and of their rewrites; the target emotion is not shown.
 
-    Each call shows the 28 labels with their definitions in its own seeded order (from `--seed` and the call), so
-    that a labeller's taste for the top of a list spreads over all labels instead of favouring one; `order()` gives
-    that order back for the fidelity measures.
+    Every call starts with the same text, the instructions and the 28 definitions in the taxonomy's order (about
+    900 tokens the engine's prefix cache serves after the first call); then the situation and the utterance; then
+    the 28 names to choose from in the call's own seeded order (from `--seed` and the call), so that a labeller's
+    taste for the top of a list spreads over all labels instead of favouring one. `order()` gives that order back
+    for the fidelity measures, which also watch the definitions' fixed order.
     """
 
-    name, template, output = "labels", "label.v2.j2", EmotionScores
+    name, template, output = "labels", "label.v3.j2", EmotionScores
     # Three, not five: SmolLM2 fills every slot it is given, repeating emotions once it runs out of ideas.
     max_emotions: ClassVar[int] = 3
 
@@ -278,7 +289,8 @@ class LabelStage(Stage[LabelTask, EmotionScores]):
             "context": item.context,
             "speaker": item.speaker,
             "utterance": item.utterance,
-            "labels": [(label, DEFINITIONS[label]) for label in self.order(item)],
+            "definitions": [(label, DEFINITIONS[label]) for label in LABELS],
+            "names": self.order(item),
             "max_emotions": self.max_emotions,
         }
 
@@ -293,7 +305,7 @@ class LabelStage(Stage[LabelTask, EmotionScores]):
 
 
 class RewriteStage(Stage[RewriteTask, Rewrites]):
-    """Stage 5: K context-less rewrites of an utterance, without names or story details."""
+    """K context-less rewrites of an utterance, without names or story details."""
 
     name, template, output = "rewrites", "rewrite.v1.j2", Rewrites
 

@@ -8,6 +8,7 @@ two-column TSV `text<TAB>name,name`.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 from dataclasses import dataclass
@@ -21,8 +22,10 @@ from emopillars.sources import read_text
 from emopillars.synth.backends import Backend
 from emopillars.synth.config import TeacherEvalConfig
 from emopillars.synth.fidelity import first_picks
-from emopillars.synth.pipeline import Labeller, build_backend, exclusive
-from emopillars.synth.runner import CallStats
+from emopillars.synth.files import exclusive, write_atomic
+from emopillars.synth.labeller import Labeller
+from emopillars.synth.pipeline import build_backend
+from emopillars.synth.runner import Runner
 from emopillars.taxonomy import LABELS, check_labels
 
 SPEAKER = "Someone"  # gold utterances come without a speaker, as context-less rewrites do
@@ -81,14 +84,20 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
     gold = read_gold(config.gold)[: config.max_examples]
     started = time.perf_counter()
     with exclusive(config.out):
-        (config.out / "config.json").write_text(config.model_dump_json(indent=2) + "\n", encoding="utf-8")
-        stats = CallStats()
-        labeller = Labeller(config, backend or build_backend(config), stats, caches={})
+        write_atomic(config.out / "config.json", config.model_dump_json(indent=2) + "\n")
+        llm = backend or build_backend(config)
+        runner = Runner(llm, config.out, config.max_retries, config.max_in_flight)
+        labeller = Labeller(config, runner)
+
+        async def label_all() -> list:
+            return list(await asyncio.gather(*(labeller(g.text, None, SPEAKER) for g in gold)))
+
         try:
-            soft = labeller([(g.text, None, SPEAKER) for g in gold])
+            soft = runner.run(label_all)
         finally:
             if backend is None:
-                labeller.backend.close()
+                llm.close()
+        stats = runner.stats
         predictions = []
         for g, s in zip(gold, soft, strict=True):
             scores = s.scores if s else dict.fromkeys(LABELS, 0.0)  # no usable sample: predicts nothing
@@ -119,13 +128,13 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
                 }
                 for i, label in enumerate(LABELS)
             },  # fmt: skip
-            "model": labeller.backend.model,
+            "model": llm.model,
             "label_samples": config.label_samples,
             "llm_calls": stats.llm_calls,
             "cached_calls": stats.cached_calls,
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
-        (config.out / "teacher_eval.json").write_text(json.dumps(metrics, indent=2) + "\n", encoding="utf-8")
+        write_atomic(config.out / "teacher_eval.json", json.dumps(metrics, indent=2) + "\n")
     return metrics
 
 
@@ -154,6 +163,4 @@ def _indicator(label_lists: list[list[str]]) -> np.ndarray:
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:
-    tmp = path.with_suffix(".jsonl.tmp")
-    tmp.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows), encoding="utf-8")
-    tmp.replace(path)
+    write_atomic(path, "".join(json.dumps(r, ensure_ascii=False) + "\n" for r in rows))

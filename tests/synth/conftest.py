@@ -154,6 +154,6 @@ def local_ray() -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def ray_backend(generator_model: str, local_ray: None) -> Iterator[Backend]:
-    """Two vLLM replicas under Ray Data, in small batches so that even a tiny stage streams back in parts."""
-    with make_backend("ray", model=generator_model, num_replicas=2, ray_batch_size=4, **ENGINE) as backend:
+    """Two vLLM engine actors under Ray, started once for the session."""
+    with make_backend("ray", model=generator_model, num_replicas=2, **ENGINE) as backend:
         yield backend

@@ -31,8 +31,8 @@ ALLOWED_LINKS = {
 }
 PROMPTS = {
     "characters.v1.j2": "0" * 12,
-    "scene.v2.j2": "1" * 12,
-    "label.v2.j2": "2" * 12,
+    "scene.v3.j2": "1" * 12,
+    "label.v3.j2": "2" * 12,
     "rewrite.v1.j2": "3" * 12,
     "scene_examples.v1.json": "4" * 12,
 }
@@ -53,7 +53,8 @@ def card_of(tmp_path: Path, model: str | None, served_model: str, backend: str =
     out.mkdir(exist_ok=True)
     config = SynthConfig(out=out, model=model, backend=backend, **options)
     measures = fidelity.compute(
-        [], labelled=[], judgements=[], scene_leaks={}, names_by_passage={}, candidates=0, duplicates=0,
+        [], labelled=[], judgements=[], simulated=fidelity.position_bound_labellers([], []),
+        scene_leaks={}, names_by_passage={}, candidates=0, duplicates=0,
         answered={"labels": 2}, usable={"labels": 1}, slots=0, rewrites_per_example=3, target_threshold=0.1,
         vectors=np.zeros((0, 8), dtype=np.float32),
     )  # fmt: skip
@@ -62,7 +63,9 @@ def card_of(tmp_path: Path, model: str | None, served_model: str, backend: str =
         llm_calls=2, cached_calls=0, examples={"contextual": 0, "contextless": 0}, per_label={},
         per_label_by_mode={"contextual": {}, "contextless": {}}, expressiveness={},
         splits={"train": {}, "validation": {}, "test": {}}, dropped={}, dedup_removed_per_label={},
-        dedup_threshold=0.9, prompt_tokens=10, generated_tokens=5, prompts=PROMPTS, fidelity=measures,
+        dedup_threshold=0.9, prompt_tokens=10, generated_tokens=5, prompts=PROMPTS,
+        prefix_cache={"labels": {"prompt_tokens": 10, "cached_tokens": 8, "hit_rate": 0.8}},
+        engine_busy_share=0.9, fidelity=measures,
         wall_seconds=1.0,
     )  # fmt: skip
     return write_card(config, report).read_text(encoding="utf-8")

@@ -70,3 +70,17 @@ def test_embedding_diversity_is_one_minus_mean_pairwise_cosine():
     same = fidelity.embedding_diversity(np.array([[0.6, 0.8], [0.6, 0.8]]), ["joy", "joy"])
     assert same["joy"] == pytest.approx(0.0, abs=1e-4)
     assert math.isclose(fidelity.entropy_bits([1] * 28), math.log2(28))
+
+
+def test_each_position_bound_labeller_is_caught_by_its_own_entropy():
+    import random
+
+    orders = []
+    for seed in range(200):
+        order = list(LABELS)
+        random.Random(seed).shuffle(order)
+        orders.append(order)
+    simulated = fidelity.position_bound_labellers([o[0] for o in orders], [o.index(LABELS[0]) for o in orders])
+    names, definitions = simulated["top_of_names"], simulated["top_of_definitions"]
+    assert names["first_pick_position_entropy_bits"] == 0.0 < 4.0 < names["first_pick_entropy_bits"]
+    assert definitions["first_pick_entropy_bits"] == 0.0 < 4.0 < definitions["first_pick_position_entropy_bits"]

@@ -71,8 +71,16 @@ def test_report_and_dataset_match_the_examples(vllm_run):
     examples = _examples(config.out)
     saved = json.loads((config.out / "report.json").read_text())
     for key in ("llm_calls", "cached_calls", "examples", "per_label", "dropped", "dedup_threshold",
-                "prompt_tokens", "generated_tokens", "wall_seconds", "fidelity", "prompts"):  # fmt: skip
+                "prompt_tokens", "generated_tokens", "wall_seconds", "fidelity", "prompts",
+                "prefix_cache"):  # fmt: skip
         assert key in saved
+    # Prefix reuse as vLLM reported it, per stage: every stage's prompts share at least the chat template's
+    # opening, and label calls (all starting with the same definitions) reuse most of their prompt.
+    cache = saved["prefix_cache"]
+    assert set(cache) == {"characters", "scenes", "labels", "rewrites"}
+    assert sum(c["prompt_tokens"] for c in cache.values()) == saved["prompt_tokens"]
+    assert all(0 <= c["cached_tokens"] <= c["prompt_tokens"] for c in cache.values())
+    assert cache["labels"]["hit_rate"] > 0.5
     assert saved["examples"] == dict(Counter(e.mode for e in examples)) | saved["examples"]
     assert sum(saved["examples"].values()) == len(examples)
     assert saved["llm_calls"] > 0 and saved["generated_tokens"] > 0 and saved["dedup_threshold"] == 0.9
@@ -148,7 +156,7 @@ def test_fidelity_recomputed_from_the_examples(vllm_run):
     assert card.startswith("---\n") and "synthetic" in card and "first_pick_position_entropy_bits" in card
     assert all(name in card for name in report.prompts) and (config.out / "first_pick_positions.png").stat().st_size
     saved_config = json.loads((config.out / "config.json").read_text())
-    assert saved_config["prompts"] == report.prompts and "label.v2.j2" in report.prompts
+    assert saved_config["prompts"] == report.prompts and "label.v3.j2" in report.prompts
     assert SynthConfig.model_validate(saved_config) == config  # a run's config.json is a valid --config
 
 
@@ -182,6 +190,15 @@ def test_identical_rerun_sends_nothing_and_writes_identical_files(vllm_run, vllm
     assert (config.out / "examples.jsonl").read_bytes() == before
 
 
+@pytest.mark.slow
+def test_output_does_not_depend_on_how_many_calls_are_in_flight(vllm_run, vllm_backend, tmp_path):
+    """Answers arrive in another order with another batch around them; the examples are the same bytes."""
+    config, first = vllm_run
+    narrow = synthesize(config.model_copy(update={"out": tmp_path, "max_in_flight": 2}), backend=vllm_backend)
+    assert narrow.llm_calls == first.llm_calls
+    assert (tmp_path / "examples.jsonl").read_bytes() == (config.out / "examples.jsonl").read_bytes()
+
+
 def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     return subprocess.run(
         [sys.executable, "-m", "emopillars.cli", *args], capture_output=True, text=True, timeout=600, **kwargs
@@ -192,8 +209,7 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
 def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_options, tmp_path, monkeypatch):
     out = tmp_path / "run"
     config = tmp_path / "config.json"
-    # Small chunks: calls land in the cache while the run is still going.
-    small = {"contextless_per_example": 1, "label_samples": 2, "chunk_size": 2}
+    small = {"contextless_per_example": 1, "label_samples": 2}
     settings = {**TINY, **small, **engine_options, "out": str(out)}
     config.write_text(json.dumps(settings))
     command = [sys.executable, "-m", "emopillars.cli", "synth", "--config", str(config)]
@@ -213,10 +229,10 @@ def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_o
     done_before = sum(len(p.read_text().splitlines()) for p in (out / "cache").glob("*.jsonl"))
     assert done_before >= 2 and not (out / "examples.jsonl").exists()
 
-    # The rerun on the suite's engine, in full chunks (chunking is not part of a call's key), with bars off:
-    # vLLM once divided by a disabled bar's elapsed time (0) and crashed.
+    # The rerun on the suite's engine, with bars off (vLLM once divided by a disabled bar's elapsed time, 0),
+    # and another in-flight limit (not part of a call's key).
     monkeypatch.setenv("TQDM_DISABLE", "1")
-    rerun = SynthConfig(**{**settings, "chunk_size": 256})
+    rerun = SynthConfig(**{**settings, "max_in_flight": 64})
     resumed = synthesize(rerun, backend=vllm_backend)
     assert resumed.cached_calls >= done_before - 1  # at most the line torn by the kill is redone
     for cache in (out / "cache").glob("*.jsonl"):

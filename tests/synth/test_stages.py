@@ -20,7 +20,7 @@ from emopillars.synth.stages import (
     SceneTask,
     balance_brackets,
 )
-from emopillars.taxonomy import LABELS
+from emopillars.taxonomy import DEFINITIONS, LABELS
 
 CONFIG = SynthConfig(max_characters=2, contextless_per_example=3)
 PASSAGE = Passage(id="p1", source="test", text="Mara Quill keeps the lighthouse. Her brother Tobias returns from sea.")
@@ -156,8 +156,10 @@ def test_label_order_is_shuffled_per_call_and_repeats_with_the_seed():
     other_seed = LabelStage(CONFIG.model_copy(update={"seed": 1}))
     assert [other_seed.order(t) for t in tasks] != orders
     prompt = stage.request(tasks[0], 0).messages[0]["content"]
-    shown = [line.split(":")[0][2:] for line in prompt.splitlines() if line.startswith("- ")]
-    assert shown == orders[0]
+    defined = [line.split(":")[0][2:] for line in prompt.splitlines() if line.startswith("- ")]
+    assert defined == list(LABELS)  # the definitions keep the taxonomy's order: a prefix every call shares
+    shown = next(line for line in prompt.splitlines() if line.startswith("Which emotions")).split(": ", 1)[1]
+    assert shown.rstrip(".").split(", ") == orders[0]
     assert "0.8" not in prompt and "fear: being afraid or worried" in prompt  # no numeric anchor; definitions
     assert stage.request(tasks[0], 0).sampling.temperature == CONFIG.label_temperature != CONFIG.temperature
 
@@ -169,9 +171,9 @@ def test_scene_that_names_its_target_is_dropped_as_a_leak_unless_allowed():
     with pytest.raises(ParseError) as err:
         stage.parse(task, leak)
     assert err.value.reason == "target_word_leak"
-    assert stage.leaks == {"scenes": 1, "utterance": 1, "context": 0}
+    assert stage.tally(task, stage.read(leak)) == {"scenes": 1, "utterance": 1, "context": 0}
     allowed = SceneStage(CONFIG.model_copy(update={"allow_emotion_words": True}))
-    assert allowed.parse(task, leak).utterance == "What a relief, he made it!" and allowed.leaks["utterance"] == 1
+    assert allowed.parse(task, leak).utterance == "What a relief, he made it!"
     prompt = stage.request(task, 0).messages[0]["content"]
     assert "reassurance and relaxation" in prompt and "explicit" in prompt
     shown = [e for e in stage.examples(task)]
@@ -206,3 +208,26 @@ def test_outputs_with_wrong_closing_brackets_are_repaired():
     with pytest.raises(ParseError) as err:
         stage.parse(PASSAGE, '{"characters": [{"name": "Tobias" "description"}]}')
     assert err.value.reason == "unparseable"
+
+
+def _shared_prefix(a: str, b: str) -> str:
+    import os.path
+
+    return os.path.commonprefix([a, b])
+
+
+def test_long_parts_of_prompts_come_first_so_calls_share_a_prefix():
+    labels = LabelStage(CONFIG)
+    one, two = (
+        labels.request(LabelTask(u, c, who, 1), 0).messages[0]["content"]
+        for u, c, who in [("He is home!", None, "Someone"), ("Not again.", "Rain at the fair.", "Mara Quill")]
+    )
+    shared = _shared_prefix(one, two)
+    assert all(f"- {label}: {DEFINITIONS[label]}" in shared for label in LABELS)  # every definition is shared
+    assert len(shared) > 0.8 * len(one) - len("He is home!") - 28 * 16  # only the utterance and names differ
+    scenes = SceneStage(CONFIG)
+    first, second = (
+        scenes.request(SceneTask(PASSAGE, MARA, emotion, "subtle"), 0).messages[0]["content"]
+        for emotion in ("relief", "anger")
+    )
+    assert PASSAGE.text in _shared_prefix(first, second)  # instructions and passage before the per-call part

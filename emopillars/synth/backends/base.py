@@ -1,10 +1,10 @@
-"""The one LLM backend interface: requests in, completions out, order kept.
+"""The one LLM backend interface: a request in, a future completion out.
 
 A backend is a pydantic model of its settings (distilabel's `LLM`): `load()` does the heavy
-imports and starts the engine, `generate()` takes a whole stage's requests at once so the
-engine can schedule and batch them, `stream()` hands answers back batch by batch as they finish
-(so the caller can cache each batch at once), `close()` frees it. `name` is the backend's identity in
-cache keys, so it holds only what changes results (not batch size or memory share).
+imports and starts the engine (once per run), `submit()` hands one request to the engine and returns
+at once with a future, so a caller can keep many requests in flight and act on each answer as it comes
+(the streaming pipeline), `generate()` answers a list in order, `close()` frees it. `name` is the
+backend's identity in cache keys, so it holds only what changes results (not batch size or memory share).
 
 The class's fields are its options: `from_config` takes each one from the run's config field of the
 same name, so adding a backend is one class and one line in the registry.
@@ -13,11 +13,15 @@ same name, so adding a backend is one class and one line in the registry.
 from __future__ import annotations
 
 import importlib.util
+import queue
+import threading
 from abc import ABC, abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
+from tqdm.auto import tqdm
 
 from emopillars.errors import EmopillarsError
 
@@ -57,6 +61,7 @@ class Completion(BaseModel):
     finish_reason: Literal["stop", "length", "error"]
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cached_tokens: int = 0  # prompt tokens the engine served from its prefix cache (as the engine reports them)
     error: str | None = None
 
 
@@ -81,20 +86,20 @@ class Backend(BaseModel, ABC):
         """Free the engine (idempotent)."""
 
     @abstractmethod
+    def submit(self, request: Request) -> Future[Completion]:
+        """Hand one request to the engine; the future never raises for a bad request (an error completion),
+        only when the engine itself is gone."""
+
     def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
-        """Answer all requests in one submission, in their order, with a progress bar labelled `desc`."""
-
-    def stream(
-        self, requests: Sequence[Request], desc: str = "generate", chunk_size: int = 256
-    ) -> Iterator[tuple[list[int], list[Completion]]]:
-        """Answer `requests` in batches as they finish: (positions in `requests`, their completions).
-
-        Every position comes back exactly once. By default one `generate` per `chunk_size` requests;
-        a backend that finishes work out of order overrides this.
-        """
-        for start in range(0, len(requests), chunk_size):
-            chunk = requests[start : start + chunk_size]
-            yield list(range(start, start + len(chunk))), self.generate(chunk, desc=desc)
+        """Answer all requests, in their order, with a progress bar labelled `desc`."""
+        if not requests:
+            return []
+        self.load()
+        futures = [self.submit(r) for r in requests]
+        with tqdm(total=len(futures), desc=desc) as bar:
+            for future in futures:
+                future.add_done_callback(lambda _: bar.update(1))
+            return [f.result() for f in futures]
 
     @classmethod
     def from_config(cls, config: Any, model: str) -> Backend:
@@ -129,3 +134,32 @@ def resolve_dtype(dtype: str) -> str:
     if not torch.cuda.is_available():
         return "float32"
     return "bfloat16" if torch.cuda.is_bf16_supported() else "float16"
+
+
+class Batcher:
+    """`submit()` for an engine that only answers whole lists: a worker thread takes the requests waiting at
+    that moment (at most `size`) and answers them in one call, so concurrent callers still share batches."""
+
+    def __init__(self, answer: Callable[[list[Request]], list[Completion]], size: int):
+        self.answer, self.size = answer, size
+        self.waiting: queue.Queue[tuple[Request, Future[Completion]]] = queue.Queue()
+        threading.Thread(target=self._work, daemon=True, name="emopillars-batcher").start()
+
+    def submit(self, request: Request) -> Future[Completion]:
+        future: Future[Completion] = Future()
+        self.waiting.put((request, future))
+        return future
+
+    def _work(self) -> None:
+        while True:
+            batch = [self.waiting.get()]
+            while len(batch) < self.size and not self.waiting.empty():
+                batch.append(self.waiting.get())
+            try:
+                completions = self.answer([r for r, _ in batch])
+            except Exception as e:  # the engine failed: every waiting caller learns it
+                for _, future in batch:
+                    future.set_exception(e)
+                continue
+            for (_, future), completion in zip(batch, completions, strict=True):
+                future.set_result(completion)

@@ -1,6 +1,7 @@
 """Any OpenAI-compatible chat server (`vllm serve`, TGI, llama.cpp, the OpenAI API) over plain HTTP.
 
-Bounded concurrency keeps the server's batch full without flooding it; failed calls are retried
+Requests stream in as the caller has them; at most `concurrency` are on the wire (a thread pool), which keeps
+the server's batch full without flooding it. Failed calls are retried
 with exponential backoff and then returned as `finish_reason="error"` completions, so one bad
 call never stops a long run. The caller validates every output, so a server that rejects
 JSON-schema `response_format` is used without it.
@@ -13,13 +14,11 @@ import os
 import random
 import threading
 import time
-from collections.abc import Sequence
-from concurrent.futures import ThreadPoolExecutor, as_completed
+from concurrent.futures import Future, ThreadPoolExecutor
 from typing import Any
 
 import httpx
 from pydantic import Field, PrivateAttr
-from tqdm.auto import tqdm
 
 from emopillars.errors import EmopillarsError
 from emopillars.synth.backends.base import Backend, Completion, Request
@@ -41,6 +40,7 @@ class OpenAIBackend(Backend):
     request_timeout: float = Field(120.0, gt=0.0)
 
     _client: httpx.Client | None = PrivateAttr(None)
+    _pool: ThreadPoolExecutor | None = PrivateAttr(None)
     _use_response_format: bool = PrivateAttr(True)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
@@ -76,6 +76,7 @@ class OpenAIBackend(Backend):
                 f"the server at {self.url} does not serve model '{self.model}'; it serves: {', '.join(served)}"
             )
         self._client = client
+        self._pool = ThreadPoolExecutor(self.concurrency, thread_name_prefix="emopillars-openai")
 
     def _served_models(self, client: httpx.Client) -> list[str]:
         """GET /models: proves the server is up and tells which model names it accepts."""
@@ -101,19 +102,17 @@ class OpenAIBackend(Backend):
             return []  # not a standard model list; requests will tell
 
     def close(self) -> None:
+        if self._pool is not None:
+            self._pool.shutdown(cancel_futures=True)
+            self._pool = None
         if self._client is not None:
             self._client.close()
             self._client = None
 
-    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
-        if not requests:
-            return []
+    def submit(self, request: Request) -> Future[Completion]:
         self.load()
-        with ThreadPoolExecutor(self.concurrency) as pool, tqdm(total=len(requests), desc=desc) as bar:
-            futures = [pool.submit(self._complete, request) for request in requests]
-            for _ in as_completed(futures):
-                bar.update(1)
-        return [future.result() for future in futures]
+        assert self._pool is not None
+        return self._pool.submit(self._complete, request)
 
     def _body(self, request: Request) -> dict[str, Any]:
         sampling = request.sampling
@@ -192,5 +191,7 @@ def _completion(response: httpx.Response) -> Completion:
         finish_reason=reason if ok else "error",
         prompt_tokens=usage.get("prompt_tokens") or 0,
         completion_tokens=usage.get("completion_tokens") or 0,
+        # vLLM reports prefix-cache hits here when served with --enable-prompt-tokens-details, OpenAI always.
+        cached_tokens=(usage.get("prompt_tokens_details") or {}).get("cached_tokens") or 0,
         error=None if ok else f"server finished the request with reason {reason!r}",
     )

