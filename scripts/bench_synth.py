@@ -33,7 +33,6 @@ Prints the tables and the projection; the last line is JSON (`ratio_vs_sequentia
 from __future__ import annotations
 
 import argparse
-import asyncio
 import json
 import tempfile
 import time
@@ -41,6 +40,7 @@ from pathlib import Path
 
 from emopillars.assets import generator_path
 from emopillars.synth.backends import Backend
+from emopillars.synth.backends.vllm import VllmBackend
 from emopillars.synth.config import SynthConfig
 from emopillars.synth.pipeline import build_backend, synthesize
 from emopillars.synth.report import SynthReport
@@ -78,11 +78,10 @@ def reset_prefix_cache(backend: Backend) -> bool:
 
     Without it, a second run of the same prompts on the same engine would find them all cached.
     """
-    engine, loop = getattr(backend, "_engine", None), getattr(backend, "_loop", None)
-    reset = getattr(getattr(engine, "engine", None), "reset_prefix_cache", None)
-    if reset is None or loop is None:
+    if type(backend) is not VllmBackend:
         return False
-    return bool(asyncio.run_coroutine_threadsafe(reset(), loop).result(timeout=120))
+    backend.reset_prefix_cache()
+    return True
 
 
 def warm_embedder() -> None:

@@ -125,6 +125,11 @@ class VllmBackend(Backend):
         assert self._engine is not None and self._loop is not None
         return asyncio.run_coroutine_threadsafe(self._engine.complete(request), self._loop)
 
+    def reset_prefix_cache(self) -> None:
+        """Forget every cached prompt prefix, so that a benchmark's next run starts as cold as its first."""
+        if self._engine is not None and self._loop is not None:
+            asyncio.run_coroutine_threadsafe(self._engine.engine.reset_prefix_cache(), self._loop).result(timeout=120)
+
     def close(self) -> None:
         if self._engine is None:
             return
