@@ -13,7 +13,8 @@ de-duplication embedder is loaded before any timing, so no run pays for it alone
 3. `--backend ray --num-replicas 2`: the same prompts through 2 engine actors (started once, in `backend.load()`,
    serving every stage and retry) beside one `vllm` engine. Each backend's load time is reported apart as
    `engine_start_s`; `ray_ratio_vs_vllm` is vllm seconds / ray seconds without it (and with it, beside). The
-   `vllm` streaming row is the baseline, so neither has a one-call-at-a-time row (`ratio_vs_sequential` is null).
+   `vllm` streaming row is Ray's baseline; `vllm` keeps its one-call-at-a-time row, so one run of the bench
+   gives `ratio_vs_sequential` (of the `vllm` engine) too.
    The transformers table (its own streaming, sequential and cached rows) is off by default: add `--transformers`.
    Its outputs depend on what shares a batch, so its two runs need not make the same examples.
 4. A projection of `--project` kept examples from the streaming run's tokens per kept example. GPU-hours =
@@ -237,7 +238,8 @@ def summary(args: argparse.Namespace, results: dict, projection: dict | None, re
     """The JSON line: the headline ratios, the rows, the main streaming run's prefix table and the projection."""
     main_result = results[args.backend]
     streaming = main_result["runs"]["streaming"]
-    sequential = main_result["runs"].get("sequential")
+    # Streaming vs one call at a time on one engine: the `vllm` engine's, beside ray.
+    own = results["vllm" if args.backend == "ray" else args.backend]["runs"]
     ray_ratio = ray_ratio_with_start = None
     if args.backend == "ray":
         # Same prompts, same seeds on both: the same work, so a ratio of wall times.
@@ -248,7 +250,7 @@ def summary(args: argparse.Namespace, results: dict, projection: dict | None, re
     return {
         "backend": args.backend,
         "max_in_flight": args.max_in_flight,
-        "ratio_vs_sequential": ratio(sequential["seconds"], streaming["seconds"]) if sequential else None,
+        "ratio_vs_sequential": ratio(own["sequential"]["seconds"], own["streaming"]["seconds"]),
         "label_prefix_hit_rate": streaming["label_prefix_hit_rate"],
         "ray_ratio_vs_vllm": ray_ratio,
         "ray_ratio_vs_vllm_with_engine_start": ray_ratio_with_start,
@@ -316,9 +318,8 @@ def main() -> None:
     warm_embedder()
     with tempfile.TemporaryDirectory() as tmp:
         for name in backends:
-            # Beside ray, the `vllm` streaming run is the baseline: neither gets a one-call-at-a-time run.
-            sequential = args.backend != "ray" or name == "transformers"
-            results[name] = bench_backend(name, base, Path(tmp), sequential)
+            # Ray gets no one-call-at-a-time run (its baseline is the `vllm` streaming run); every other backend does.
+            results[name] = bench_backend(name, base, Path(tmp), sequential=name != "ray")
             print_runs(name, results[name])
             print_prefix(name, prefix_rows(results[name]["runs"]["streaming"]["prefix_cache"]))
     streaming = results[args.backend]["runs"]["streaming"]

@@ -92,6 +92,8 @@ def openai_server(generator_model: str, tmp_path_factory: pytest.TempPathFactory
         "--max-num-batched-tokens",
         "4096",
         "--enforce-eager",
+        # Prefix-cache hits in each answer's usage, as the openai backend reports them per stage.
+        "--enable-prompt-tokens-details",
     ]
     env = {**os.environ, "VLLM_CPU_KVCACHE_SPACE": os.environ.get("VLLM_CPU_KVCACHE_SPACE", "2")}
     with open(log_path, "wb") as log:

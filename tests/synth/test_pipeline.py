@@ -262,6 +262,9 @@ def test_openai_backend_produces_the_same_records(openai_server, tmp_path):
         report = synthesize(config, backend=backend)
     assert report.llm_calls > 0
     assert all(e.mode in {"contextual", "contextless"} for e in _examples(tmp_path))
+    # The server's own count of prompt tokens served from its prefix cache (usage.prompt_tokens_details).
+    labels = report.prefix_cache["labels"]
+    assert 0 < labels["cached_tokens"] < labels["prompt_tokens"]
 
 
 @pytest.mark.parametrize(
