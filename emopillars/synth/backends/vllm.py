@@ -121,6 +121,8 @@ class VllmBackend(Backend):
         if on_cpu:
             os.environ.update(cpu_engine_env())
         os.environ.update(quiet_engine_env())
+        if os.environ["VLLM_LOGGING_LEVEL"] == "ERROR":  # this process's vLLM lines reach our handlers too
+            logging.getLogger("vllm").setLevel(logging.ERROR)
         log.info("starting vLLM engine: %s", options)
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, daemon=True, name="emopillars-vllm").start()
@@ -145,8 +147,9 @@ class VllmBackend(Backend):
         if self._engine is None:
             return
         assert self._loop is not None
-        self._engine.shutdown()
+        # Its output handler first: once the engine's processes are gone, it would log their end as a crash.
         asyncio.run_coroutine_threadsafe(_cancel_pending(), self._loop).result(timeout=30)
+        self._engine.shutdown()
         self._loop.call_soon_threadsafe(self._loop.stop)
         self._engine, self._loop = None, None
 
