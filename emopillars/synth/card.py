@@ -75,8 +75,10 @@ Made by emopillars {emopillars.__version__} (`emopillars synth`) the [Emo Pillar
 generator read {report.passages} story passages, picked {report.characters} characters, wrote what each says in a
 scheduled target emotion and expressiveness (contextual examples), rewrote each utterance to stand alone (context-less
 examples), and labelled every utterance blind {config.label_samples} times over the 28
-[GoEmotions]({LINKS["goemotions"]}) labels, each time in its own shuffled label order; the soft label is the mean
-score. Near-duplicates were removed by embedding similarity.
+[GoEmotions]({LINKS["goemotions"]}) labels, each time with the definitions in the taxonomy's order and the names to
+choose from in its own shuffled order; the soft label is the mean score. The fidelity table shows whether either order
+swayed the labeller's first pick, beside what a labeller bound to the top of either list scores on this run's calls.
+Near-duplicates were removed by embedding similarity.
 
 Generator: {_generator_text(config, report)}
 
