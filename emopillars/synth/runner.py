@@ -63,21 +63,9 @@ class CallStats:
     def engine_busy_share(self) -> float | None:
         return round(self.busy_seconds / self.llm_seconds, 4) if self.llm_seconds else None
 
-    @property
-    def llm_calls(self) -> int:
-        return sum(s.sent for s in self.stages.values())
-
-    @property
-    def cached_calls(self) -> int:
-        return sum(s.cached for s in self.stages.values())
-
-    @property
-    def prompt_tokens(self) -> int:
-        return sum(s.prompt_tokens for s in self.stages.values())
-
-    @property
-    def generated_tokens(self) -> int:
-        return sum(s.generated_tokens for s in self.stages.values())
+    def total(self, name: str) -> int:
+        """A `StageStats` count summed over stages, e.g. `total("sent")`: the run's LLM calls."""
+        return sum(getattr(s, name) for s in self.stages.values())
 
     def per_stage(self, name: str) -> dict[str, int]:
         return {stage: getattr(s, name) for stage, s in self.stages.items()}

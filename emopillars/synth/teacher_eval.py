@@ -130,8 +130,8 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
             },  # fmt: skip
             "model": llm.model,
             "label_samples": config.label_samples,
-            "llm_calls": stats.llm_calls,
-            "cached_calls": stats.cached_calls,
+            "llm_calls": stats.total("sent"),
+            "cached_calls": stats.total("cached"),
             "wall_seconds": round(time.perf_counter() - started, 2),
         }
         write_atomic(config.out / "teacher_eval.json", json.dumps(metrics, indent=2) + "\n")
