@@ -45,15 +45,12 @@ from emopillars.synth.backends.vllm import VllmBackend
 from emopillars.synth.config import SynthConfig
 from emopillars.synth.pipeline import build_backend, synthesize
 from emopillars.synth.report import SynthReport
+from emopillars.synth.runner import hit_rate
 
 REPLICA_COUNTS = (1, 2, 4, 8, 16)
 ROW_COLUMNS = ("seconds", "kept", "llm_calls", "prompt_tokens", "generated_tokens", "generated_tokens_per_s",
                "label_prefix_hit_rate", "engine_busy_share")  # fmt: skip
 SHARES = ("label_prefix_hit_rate", "engine_busy_share")
-
-
-def hit_rate(prompt_tokens: int, cached_tokens: int) -> float | None:
-    return round(cached_tokens / prompt_tokens, 4) if prompt_tokens else None
 
 
 def measure(config: SynthConfig, backend: Backend) -> dict:

@@ -160,8 +160,12 @@ class Drafting:
         self.labeller = Labeller(config, runner)
         self.emotions, self.levels = Deck(LABELS, config.seed), Deck(EXPRESSIVENESS, config.seed)
         self.slots: list[tuple[Passage, Character]] = []  # in passage order
-        self.scheduled = 0
         self.labelled: list[tuple[str, float]] = []  # (target, mean blind score of the target) per labelled draft
+
+    @property
+    def scheduled(self) -> int:
+        """Scenes scheduled: every character gets `emotions_per_character` targets."""
+        return len(self.slots) * self.config.emotions_per_character
 
     async def run(self, passages: list[Passage]) -> tuple[list[Candidate], list[Candidate]]:
         """The kept contextual candidates and their kept context-less rewrites, each in schedule order.
@@ -169,13 +173,14 @@ class Drafting:
         Passages enter in order, a bounded number at a time, so memory stays flat on a large corpus.
         """
         admitted = asyncio.Semaphore(max(1, -(-self.config.max_in_flight // 8)))
-        dealt = [asyncio.Event() for _ in passages]
-        flows = []
-        for k, passage in enumerate(passages):
+        flows, previous = [], None
+        for passage in passages:
             await admitted.acquire()
-            flow = asyncio.ensure_future(self._passage(passage, dealt[k - 1] if k else None, dealt[k]))
+            dealt = asyncio.Event()  # set once this passage's targets are dealt: the next one deals after it
+            flow = asyncio.ensure_future(self._passage(passage, previous, dealt))
             flow.add_done_callback(lambda _: admitted.release())
             flows.append(flow)
+            previous = dealt
         drafts = [d for flow in await asyncio.gather(*flows) for d in flow]
         contextual = [c for c, _ in drafts if c is not None]
         return contextual, [r for _, rewrites in drafts for r in rewrites]
@@ -196,7 +201,6 @@ class Drafting:
             self.slots.append((passage, character))
             for emotion in self.emotions.hand(self.config.emotions_per_character):
                 tasks.append(SceneTask(passage, character, emotion, self.levels.draw()))
-        self.scheduled += len(tasks)
         return tasks
 
     async def _scene(self, task: SceneTask) -> tuple[Candidate | None, list[Candidate]]:

@@ -30,6 +30,11 @@ log = logging.getLogger(__name__)
 T = TypeVar("T")
 
 
+def hit_rate(prompt_tokens: int, cached_tokens: int) -> float | None:
+    """The share of prompt tokens the engine served from its prefix cache; None when nothing was sent."""
+    return round(cached_tokens / prompt_tokens, 4) if prompt_tokens else None
+
+
 @dataclass
 class StageStats:
     """One stage's calls: sent and cached, tokens of the sent ones, and how many answers were read and usable."""
@@ -76,7 +81,7 @@ class CallStats:
             stage: {
                 "prompt_tokens": s.prompt_tokens,
                 "cached_tokens": s.cached_prompt_tokens,
-                "hit_rate": round(s.cached_prompt_tokens / s.prompt_tokens, 4) if s.prompt_tokens else None,
+                "hit_rate": hit_rate(s.prompt_tokens, s.cached_prompt_tokens),
             }
             for stage, s in self.stages.items()
         }
@@ -168,7 +173,7 @@ class Runner:
     def _bar(self, stage: str) -> tqdm:
         """The stage's bar; its total grows as items reach the stage."""
         if stage not in self.bars:
-            self.bars[stage] = tqdm(total=0, desc=f"{stage:<10}", position=len(self.bars), unit="call")
+            self.bars[stage] = tqdm(total=0, desc=f"{stage:<10}", position=len(self.bars), unit="item")
         bar = self.bars[stage]
         bar.total += 1
         bar.refresh()

@@ -80,7 +80,7 @@ class TransformersBackend(Backend):
         with tqdm(total=len(requests), desc=desc) as bar:
             return self._answer(requests, bar.update)
 
-    def _answer(self, requests: Sequence[Request], done: Callable[[int], object] = len) -> list[Completion]:
+    def _answer(self, requests: Sequence[Request], done: Callable[[int], None] = lambda n: None) -> list[Completion]:
         """Completions in request order; `done(n)` after each batch of n."""
         tokenizer = self._tokenizer
         primers = [json_primer(r.json_schema) for r in requests]

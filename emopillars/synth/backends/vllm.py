@@ -60,7 +60,7 @@ def cpu_engine_env() -> dict[str, str]:
         defaults["LD_PRELOAD"] = tcmalloc
     if (os.cpu_count() or 1) <= FEW_CORES:
         defaults["VLLM_CPU_NUM_OF_RESERVED_CPU"] = "0"
-    return {name: os.environ.get(name, value) for name, value in defaults.items()}
+    return _unless_set(defaults)
 
 
 def quiet_engine_env() -> dict[str, str]:
@@ -73,6 +73,11 @@ def quiet_engine_env() -> dict[str, str]:
         "TORCH_CPP_LOG_LEVEL": "WARNING" if verbose else "ERROR",
         "PYTHONWARNINGS": "default" if verbose else "ignore",
     }
+    return _unless_set(defaults)
+
+
+def _unless_set(defaults: dict[str, str]) -> dict[str, str]:
+    """`defaults`, each replaced by the user's own value of that variable where it is set."""
     return {name: os.environ.get(name, value) for name, value in defaults.items()}
 
 
