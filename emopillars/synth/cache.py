@@ -1,8 +1,10 @@
 """Append-only on-disk store of LLM calls, so a killed run resumes and an identical rerun sends nothing.
 
-One JSONL file per stage. A line is written (and flushed to disk) as soon as its call returns, so
-SIGKILL loses at most the calls in flight. A torn last line from a kill is skipped on load. Calls that
-failed at the transport level (`finish_reason == "error"`) are never stored: a rerun sends them again.
+One JSONL file per stage. A line is written (and flushed to the operating system) as soon as its call returns, so
+SIGKILL loses at most the calls in flight. Lines reach the disk itself (fsync) at most `SYNC_EVERY_S` after they
+are written: a power cut may lose the last second of calls (they are sent again), and the event loop that caches
+hundreds of answers a second does not wait on the disk for each. A torn last line from a kill is skipped on load.
+Calls that failed at the transport level (`finish_reason == "error"`) are never stored: a rerun sends them again.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import hashlib
 import json
 import logging
 import os
+import time
 from collections.abc import Iterable
 from pathlib import Path
 
@@ -18,6 +21,8 @@ from emopillars.synth.backends import Completion, Request
 from emopillars.synth.files import write_atomic
 
 log = logging.getLogger(__name__)
+
+SYNC_EVERY_S = 1.0  # longest a cached call stays in the page cache only
 
 
 def call_key(template: str, backend_name: str, request: Request, sample_index: int) -> str:
@@ -43,6 +48,7 @@ class CallCache:
         directory.mkdir(parents=True, exist_ok=True)
         self.path = directory / f"{stage}.jsonl"
         self._entries: dict[str, Completion] = {}
+        self._synced = time.monotonic()
         if self.path.exists():
             self._load()
 
@@ -75,7 +81,7 @@ class CallCache:
         return len(self._entries)
 
     def add(self, items: Iterable[tuple[str, Completion]]) -> None:
-        """Store finished calls durably (fsync), skipping transport errors."""
+        """Store finished calls (safe from a kill at once, on disk within `SYNC_EVERY_S`), skipping transport errors."""
         with self.path.open("a", encoding="utf-8") as f:
             for key, completion in items:
                 if completion.finish_reason == "error":
@@ -83,7 +89,9 @@ class CallCache:
                 self._entries[key] = completion
                 f.write(_line(key, completion))
             f.flush()
-            os.fsync(f.fileno())
+            if time.monotonic() - self._synced >= SYNC_EVERY_S:
+                os.fsync(f.fileno())
+                self._synced = time.monotonic()
 
 
 def _line(key: str, completion: Completion) -> str:
