@@ -75,11 +75,12 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
 def synth(cfg: SynthConfig, hub: HubOptions) -> None:
     """Synthesize a narrative-grounded emotion corpus with an LLM."""
     from emopillars.synth.pipeline import synthesize
+    from emopillars.synth.report import empty_run_message
 
     report = synthesize(cfg)
     typer.echo(report.summary())
     if not sum(report.examples.values()):
-        raise EmopillarsError(f"no example survived the filters; see {report.out}/report.json for what was dropped")
+        raise EmopillarsError(empty_run_message(report))
     _push(cfg.out, hub, "dataset")
 
 

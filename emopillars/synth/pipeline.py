@@ -131,6 +131,7 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
             expressiveness=count_by(e.expressiveness for e in examples),
             splits={s: count_by(e.mode for e in examples if e.split == s) for s in SPLITS},
             dropped=dict(sorted(stats.dropped.items())),
+            backend_faults=dict(sorted(stats.faults.items())),
             dedup_removed_per_label=dict(sorted(removed.items())),
             dedup_threshold=config.dedup_threshold,
             prompt_tokens=stats.total("prompt_tokens"),

@@ -26,6 +26,7 @@ class SynthReport(BaseModel):
     expressiveness: dict[str, int]
     splits: dict[str, dict[str, int]]
     dropped: dict[str, int]
+    backend_faults: dict[str, int] = {}  # failed attempts at the backend by kind, the retried (healed) ones included
     dedup_removed_per_label: dict[str, int]
     dedup_threshold: float
     prompt_tokens: int
@@ -61,10 +62,25 @@ class SynthReport(BaseModel):
         split_text = ", ".join(f"{s} {sum(c.values())}" for s, c in self.splits.items())
         lines += ["", f"  splits: {split_text}"]
         lines.append("  dropped: " + ", ".join(f"{r} {self.dropped.get(r, 0)}" for r in DROP_REASONS))
+        if self.backend_faults:
+            faults = ", ".join(f"{k} {v}" for k, v in self.backend_faults.items())
+            lines.append(f"  backend faults (failed attempts, retried): {faults}")
         rows = fidelity_rows(self.fidelity)
         width = max(len(name) for name, _ in rows) + 2
         lines += ["", "  fidelity (docs/fidelity.md)", *(f"    {k:<{width}}{v}" for k, v in rows)]
         return "\n".join(lines)
+
+
+def empty_run_message(report: SynthReport) -> str:
+    """Why a run made no example: the backend's failures when they were most of the drops, else the filters."""
+    errors, drops = report.dropped.get("backend_error", 0), sum(report.dropped.values())
+    where = f"see {report.out}/report.json"
+    if errors and errors * 2 >= drops:
+        return (
+            f"no example made: {errors} of {drops} dropped items failed at the backend {report.backend} "
+            f"({report.model}), not at the filters; check the server and its log, {where}"
+        )
+    return f"no example survived the filters; {where} for what was dropped"
 
 
 def fidelity_rows(f: dict) -> list[tuple[str, str]]:

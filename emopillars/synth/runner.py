@@ -6,6 +6,10 @@ made before (an identical rerun sends nothing); otherwise the request goes to th
 flight). An answer that fails its stage's checks is asked again at once with the next attempt's seed, up to
 `max_retries` times. Callers are coroutines that `run()` drives side by side, so an item moves on to its next
 stage as soon as its own call passes: no stage waits for another, and the engine batches whatever is in flight.
+
+A failed call (the backend's own retries spent) is never cached. When `FAILURES_TO_STOP` calls in a row fail (the
+server is down) or a stage's calls all fail (the server refuses that stage's requests), the run stops with a one-line
+error naming the backend's last error; every call answered so far is in the cache, so a rerun resumes.
 """
 
 from __future__ import annotations
@@ -22,12 +26,17 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from emopillars import prompts
+from emopillars.errors import EmopillarsError
 from emopillars.synth.backends import Backend, Completion
 from emopillars.synth.cache import CallCache, call_key
 from emopillars.synth.stages import ParseError, Stage
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
+
+# Failed calls in a row (each after the backend's own retries) that mean the backend is down for good; also the
+# failures with no answer that condemn a stage before it ends (a smaller stage is judged when the run ends).
+FAILURES_TO_STOP = 8
 
 
 def hit_rate(prompt_tokens: int, cached_tokens: int) -> float | None:
@@ -44,11 +53,13 @@ class StageStats:
     prompt_tokens: int = 0
     cached_prompt_tokens: int = 0  # served from the engine's prefix cache, as the engine reports it
     generated_tokens: int = 0
+    failed: int = 0  # sent calls that came back as errors (not cached)
     answered: int = 0
     usable: int = 0
 
     def record(self, completion: Completion) -> None:
         self.sent += 1
+        self.failed += completion.finish_reason == "error"
         self.prompt_tokens += completion.prompt_tokens
         self.cached_prompt_tokens += completion.cached_tokens
         self.generated_tokens += completion.completion_tokens
@@ -61,6 +72,7 @@ class CallStats:
     stages: defaultdict[str, StageStats] = field(default_factory=lambda: defaultdict(StageStats))
     dropped: Counter = field(default_factory=Counter)
     tallies: defaultdict[str, Counter] = field(default_factory=lambda: defaultdict(Counter))
+    faults: Counter = field(default_factory=Counter)  # the backend's failed attempts by kind, retried ones included
     llm_seconds: float = 0.0  # wall time of the LLM part (`Runner.run`)
     busy_seconds: float = 0.0  # of which at least one call was out at the engine
 
@@ -98,6 +110,7 @@ class Runner:
         self.bars: dict[str, tqdm] = {}
         self._slots: asyncio.Semaphore | None = None
         self._out, self._busy_since = 0, 0.0  # calls out at the engine, and since when it has had one
+        self._failures_in_row, self._last_error = 0, ""
 
     def run(self, work: Callable[[], Awaitable[T]]) -> T:
         """Drive `work()` (coroutines that `ask`) to its end; the bars close with it."""
@@ -106,14 +119,19 @@ class Runner:
             self._slots = asyncio.Semaphore(self.max_in_flight)
             return await work()
 
-        started = time.perf_counter()
+        started, faults_before = time.perf_counter(), Counter(self.backend.faults)
         try:
-            return asyncio.run(main())
+            result = asyncio.run(main())
         finally:
             self.stats.llm_seconds += time.perf_counter() - started
+            self.stats.faults += Counter(self.backend.faults) - faults_before
             for bar in self.bars.values():
                 bar.close()
             self.bars.clear()
+        for name, s in self.stats.stages.items():
+            if s.failed and not s.answered:
+                raise self._stopped(f"all {s.failed} {name} call(s) failed", self._last_error)
+        return result
 
     async def ask(self, stage: Stage, item: object) -> object | None:
         """The stage's checked record for `item`, or None when every attempt failed (counted in `stats.dropped`)."""
@@ -132,7 +150,9 @@ class Runner:
                 if completion.finish_reason == "error":  # not cached: retried now and on a rerun
                     log.warning("%s: call failed: %s", stage.name, completion.error)
                     reason = "backend_error"
+                    self._failed(stage.name, stats, completion.error or "unknown error")
                     continue
+                self._failures_in_row = 0
                 cache.add([(key, completion)])
             stats.answered += 1
             try:
@@ -151,6 +171,23 @@ class Runner:
         self.stats.dropped[reason] += 1
         bar.update(1)
         return None
+
+    def _failed(self, stage: str, stats: StageStats, error: str) -> None:
+        """Count a failed call; stop the run when the backend looks down or refuses every call of `stage`."""
+        self._failures_in_row += 1
+        self._last_error = error
+        if self._failures_in_row >= FAILURES_TO_STOP:
+            raise self._stopped(f"{self._failures_in_row} calls in a row failed", error)
+        if stats.failed >= FAILURES_TO_STOP and not stats.answered:
+            raise self._stopped(f"all {stats.failed} {stage} calls so far failed", error)
+
+    def _stopped(self, what: str, error: str) -> EmopillarsError:
+        kept = sum(len(c) for c in self.caches.values())
+        error = " ".join(error.split())[:300]  # a server's error page may span lines: the message stays one
+        return EmopillarsError(
+            f"stopped: {what} at backend {self.backend.name} (last error: {error}); the {kept} answered calls are "
+            f"kept in {self.directory}, a rerun resumes from them"
+        )
 
     async def _send(self, request) -> Completion:
         assert self._slots is not None, "ask() runs inside run()"

@@ -90,6 +90,11 @@ class Backend(BaseModel, ABC):
         """Hand one request to the engine; the future never raises for a bad request (an error completion),
         only when the engine itself is gone."""
 
+    @property
+    def faults(self) -> dict[str, int]:
+        """Failed attempts by kind (e.g. `timeout`, `http_5xx`) since load, retried ones included; for the report."""
+        return {}
+
     def generate(self, requests: Sequence[Request], desc: str = "generate") -> list[Completion]:
         """Answer all requests, in their order, with a progress bar labelled `desc`."""
         if not requests:

@@ -1,10 +1,11 @@
 """Any OpenAI-compatible chat server (`vllm serve`, TGI, llama.cpp, the OpenAI API) over plain HTTP.
 
 Requests stream in as the caller has them; at most `concurrency` are on the wire (a thread pool), which keeps
-the server's batch full without flooding it. Failed calls are retried
-with exponential backoff and then returned as `finish_reason="error"` completions, so one bad
-call never stops a long run. The caller validates every output, so a server that rejects
-JSON-schema `response_format` is used without it.
+the server's batch full without flooding it. Transient faults (a refused or dropped connection, a timeout, 429, 5xx,
+a truncated or non-JSON body) are retried with the same body after the server's Retry-After or an exponential
+backoff, counted by kind in `faults`, and after `http_retries` returned as `finish_reason="error"` completions naming
+the server, so one bad call never stops a long run (the runner stops a run whose calls all fail). The caller
+validates every output, so a server that rejects JSON-schema `response_format` is used without it.
 """
 
 from __future__ import annotations
@@ -14,7 +15,10 @@ import os
 import random
 import threading
 import time
+from collections import Counter
 from concurrent.futures import Future, ThreadPoolExecutor
+from datetime import datetime, timezone
+from email.utils import parsedate_to_datetime
 from typing import Any
 
 import httpx
@@ -38,11 +42,13 @@ class OpenAIBackend(Backend):
     concurrency: int = Field(8, ge=1, le=256)
     http_retries: int = Field(3, ge=0, description="Retries of a call failing on connection, 5xx or 429.")
     request_timeout: float = Field(120.0, gt=0.0)
+    retry_backoff: float = Field(1.0, gt=0.0, description="Seconds before the first retry; doubles per retry.")
 
     _client: httpx.Client | None = PrivateAttr(None)
     _pool: ThreadPoolExecutor | None = PrivateAttr(None)
     _use_response_format: bool = PrivateAttr(True)
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
+    _faults: Counter = PrivateAttr(default_factory=Counter)  # failed attempts by kind, retried ones included
 
     @property
     def name(self) -> str:
@@ -133,31 +139,52 @@ class OpenAIBackend(Backend):
         return body
 
     def _complete(self, request: Request) -> Completion:
-        """One call with retries; never raises."""
+        """One call; transient faults (connection, timeout, 429, 5xx, a malformed body) are retried with the same
+        body, after the server's Retry-After or an exponential backoff. Never raises."""
         assert self._client is not None
         body = self._body(request)
         failures = 0
         while True:
+            wait = None
             try:
                 response = self._client.post("/chat/completions", json=body)
-            except httpx.HTTPError as e:  # connection reset, timeout, ...
-                error = f"{type(e).__name__}: {e}"
+            except httpx.TimeoutException:
+                fault, error = "timeout", f"no answer within {self.request_timeout:g} s"
+            except httpx.HTTPError as e:  # refused, reset, dropped without an answer
+                fault, error = "connection", f"{type(e).__name__}: {e}"
             else:
                 if response.status_code == 200:
-                    return _completion(response)
-                if "response_format" in body and _rejects_response_format(response):
+                    completion = _completion(response)
+                    if completion is not None:
+                        return completion
+                    fault, error = "malformed_body", f"malformed response: {response.text[:300]!r}"
+                elif "response_format" in body and _rejects_response_format(response):
                     self._drop_response_format(response.text)
                     body.pop("response_format")
                     continue  # not a failure: resend the same call unconstrained
-                error = f"HTTP {response.status_code}: {response.text[:500]}"
-                if response.status_code != 429 and response.status_code < 500:
-                    break  # a client error does not heal by retrying
+                else:
+                    error = f"HTTP {response.status_code}: {response.text[:500]}"
+                    if response.status_code != 429 and response.status_code < 500:
+                        failures += 1
+                        break  # a client error does not heal by retrying
+                    fault = "http_429" if response.status_code == 429 else "http_5xx"
+                    wait = _retry_after(response)
+            with self._lock:
+                self._faults[fault] += 1
             failures += 1
             if failures > self.http_retries:
                 break
-            time.sleep(min(MAX_BACKOFF, 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0))
+            time.sleep(wait if wait is not None else self._backoff(failures))
         log.warning("call to %s failed after %d attempt(s): %s", self.url, failures, error)
-        return Completion(text="", finish_reason="error", error=error)
+        return Completion(text="", finish_reason="error", error=f"{self.url}: {error}")
+
+    def _backoff(self, failures: int) -> float:
+        return min(MAX_BACKOFF, self.retry_backoff * 2.0 ** (failures - 1)) * random.uniform(0.5, 1.0)
+
+    @property
+    def faults(self) -> dict[str, int]:
+        with self._lock:
+            return dict(self._faults)
 
     def _drop_response_format(self, reason: str) -> None:
         with self._lock:
@@ -175,16 +202,31 @@ def _rejects_response_format(response: httpx.Response) -> bool:
     return response.status_code == 400 and "response_format" in response.text
 
 
-def _completion(response: httpx.Response) -> Completion:
-    """An OpenAI chat completion body as a Completion; a malformed body is an error, not a raise."""
+def _retry_after(response: httpx.Response) -> float | None:
+    """Seconds a 429/503 asks the client to wait (Retry-After: seconds or an HTTP date), capped; None if unsaid."""
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = (parsedate_to_datetime(value) - datetime.now(timezone.utc)).total_seconds()
+        except (TypeError, ValueError):
+            return None
+    return min(MAX_BACKOFF, max(0.0, seconds))
+
+
+def _completion(response: httpx.Response) -> Completion | None:
+    """An OpenAI chat completion body as a Completion; None for a body that is not one (truncated, not JSON)."""
     try:
         data = response.json()
         choice = data["choices"][0]
         text = choice["message"].get("content") or ""
         reason = choice.get("finish_reason")
         usage = data.get("usage") or {}
-    except (ValueError, KeyError, IndexError, TypeError, AttributeError) as e:
-        return Completion(text="", finish_reason="error", error=f"malformed response ({e}): {response.text[:300]}")
+    except (ValueError, KeyError, IndexError, TypeError, AttributeError):
+        return None
     ok = reason in ("stop", "length")
     return Completion(
         text=text,
