@@ -97,54 +97,52 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
         splits = assign_splits([c.passage.id for c in kept], config.split_fractions, config.seed)
         examples = [_example(c, splits[c.passage.id], config.label_threshold) for c in kept]
         write_outputs(examples, config.out)
-        names: dict[str, list[str]] = {}
-        for passage, character in drafting.slots:
-            names.setdefault(passage.id, []).append(character.name)
-        measures = fidelity.compute(
-            examples,
-            labelled=drafting.labelled,
-            judgements=drafting.labeller.judgements,
-            simulated=drafting.labeller.simulated(),
-            scene_leaks=dict(stats.tallies[SceneStage.name]),
-            names_by_passage=names,
-            candidates=len(candidates),
-            duplicates=sum(removed.values()),
-            answered=stats.per_stage("answered"),
-            usable=stats.per_stage("usable"),
-            slots=drafting.scheduled,
-            rewrites_per_example=config.contextless_per_example,
-            target_threshold=config.target_threshold,
-            vectors=vectors,
-        )
-        report = SynthReport(
-            out=str(config.out),
-            backend=config.backend,
-            model=llm.model,
-            passages=len(passages),
-            characters=len(drafting.slots),
-            scheduled=drafting.scheduled,
-            llm_calls=stats.total("sent"),
-            cached_calls=stats.total("cached"),
-            examples={m: sum(e.mode == m for e in examples) for m in MODES},
-            per_label=count_by(e.target_emotion for e in examples),
-            per_label_by_mode={m: count_by(e.target_emotion for e in examples if e.mode == m) for m in MODES},
-            expressiveness=count_by(e.expressiveness for e in examples),
-            splits={s: count_by(e.mode for e in examples if e.split == s) for s in SPLITS},
-            dropped=dict(sorted(stats.dropped.items())),
-            backend_faults=dict(sorted(stats.faults.items())),
-            dedup_removed_per_label=dict(sorted(removed.items())),
-            dedup_threshold=config.dedup_threshold,
-            prompt_tokens=stats.total("prompt_tokens"),
-            generated_tokens=stats.total("generated_tokens"),
-            prefix_cache=stats.prefix_cache(),
-            engine_busy_share=stats.engine_busy_share,
-            prompts=prompt_hashes(),
-            fidelity=measures,
-            wall_seconds=round(time.perf_counter() - started, 2),
-        )
+        measures = drafting.fidelity(examples, len(candidates), removed, vectors)
+        seconds = round(time.perf_counter() - started, 2)
+        report = _report(config, llm.model, len(passages), drafting, examples, removed, measures, seconds)
         write_atomic(config.out / "report.json", report.model_dump_json(indent=2) + "\n")
         write_card(config, report)
     return report
+
+
+def _report(
+    config: SynthConfig,
+    model: str,
+    passages: int,
+    drafting: Drafting,
+    examples: list[Example],
+    removed: Counter,
+    measures: dict,
+    wall_seconds: float,
+) -> SynthReport:
+    """What the run sent, kept, dropped and measured: report.json."""
+    stats = drafting.runner.stats
+    return SynthReport(
+        out=str(config.out),
+        backend=config.backend,
+        model=model,
+        passages=passages,
+        characters=len(drafting.slots),
+        scheduled=drafting.scheduled,
+        llm_calls=stats.total("sent"),
+        cached_calls=stats.total("cached"),
+        examples={m: sum(e.mode == m for e in examples) for m in MODES},
+        per_label=count_by(e.target_emotion for e in examples),
+        per_label_by_mode={m: count_by(e.target_emotion for e in examples if e.mode == m) for m in MODES},
+        expressiveness=count_by(e.expressiveness for e in examples),
+        splits={s: count_by(e.mode for e in examples if e.split == s) for s in SPLITS},
+        dropped=dict(sorted(stats.dropped.items())),
+        backend_faults=dict(sorted(stats.faults.items())),
+        dedup_removed_per_label=dict(sorted(removed.items())),
+        dedup_threshold=config.dedup_threshold,
+        prompt_tokens=stats.total("prompt_tokens"),
+        generated_tokens=stats.total("generated_tokens"),
+        prefix_cache=stats.prefix_cache(),
+        engine_busy_share=stats.engine_busy_share,
+        prompts=prompt_hashes(),
+        fidelity=measures,
+        wall_seconds=wall_seconds,
+    )
 
 
 class Drafting:
@@ -167,6 +165,29 @@ class Drafting:
     def scheduled(self) -> int:
         """Scenes scheduled: every character gets `emotions_per_character` targets."""
         return len(self.slots) * self.config.emotions_per_character
+
+    def fidelity(self, examples: list[Example], candidates: int, removed: Counter, vectors: np.ndarray) -> dict:
+        """The run's fidelity measures (`fidelity.compute`) from what was drafted, labelled and kept."""
+        stats = self.runner.stats
+        names: dict[str, list[str]] = {}
+        for passage, character in self.slots:
+            names.setdefault(passage.id, []).append(character.name)
+        return fidelity.compute(
+            examples,
+            labelled=self.labelled,
+            judgements=self.labeller.judgements,
+            simulated=self.labeller.simulated(),
+            scene_leaks=dict(stats.tallies[SceneStage.name]),
+            names_by_passage=names,
+            candidates=candidates,
+            duplicates=sum(removed.values()),
+            answered=stats.per_stage("answered"),
+            usable=stats.per_stage("usable"),
+            slots=self.scheduled,
+            rewrites_per_example=self.config.contextless_per_example,
+            target_threshold=self.config.target_threshold,
+            vectors=vectors,
+        )
 
     async def run(self, passages: list[Passage]) -> tuple[list[Candidate], list[Candidate]]:
         """The kept contextual candidates and their kept context-less rewrites, each in schedule order.
