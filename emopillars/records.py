@@ -70,10 +70,11 @@ class EmotionScore(Record):
 class EmotionScores(Record):
     """Label stage output: the labeller's account of the feeling, then a score per emotion it sees (absent = 0).
 
-    The account comes first so that it conditions the scores; an emotion listed twice makes the output invalid.
+    The account comes first so that it conditions the scores; calls not asked for one leave it empty. An emotion
+    listed twice makes the output invalid.
     """
 
-    explication: Folded = Field(min_length=1, max_length=600)
+    explication: Folded = Field("", max_length=600)
     emotions: list[EmotionScore] = Field(min_length=1, max_length=len(LABELS))
 
     @field_validator("emotions")

@@ -88,14 +88,20 @@ def scene_schema() -> dict:
     return record_schema(Scene)
 
 
-def label_schema(max_emotions: int) -> dict:
-    """The explication comes first (decoders keep property order), so it conditions the scores.
+def label_schema(max_emotions: int, explication: bool = True) -> dict:
+    """With `explication`, it comes first (decoders keep property order), so it conditions the scores.
 
-    It is held to 200 characters here (one or two sentences; the stage's token budget counts on it).
-    No JSON-schema keyword says "unique by a field", so `records.EmotionScores` rejects a repeated emotion
-    and the runner samples again.
+    It is held to 200 characters here (one or two sentences; the stage's token budget counts on it); without it,
+    the call writes the scores only. No JSON-schema keyword says "unique by a field", so `records.EmotionScores`
+    rejects a repeated emotion and the runner samples again.
     """
-    return record_schema(EmotionScores, {"explication": {"maxLength": 200}, "emotions": {"maxItems": max_emotions}})
+    schema = record_schema(EmotionScores, {"emotions": {"maxItems": max_emotions}})
+    if explication:
+        schema["properties"]["explication"] = {"type": "string", "minLength": 1, "maxLength": 200}
+        schema["required"] = ["explication", "emotions"]
+    else:
+        del schema["properties"]["explication"]
+    return schema
 
 
 def rewrite_schema(k: int) -> dict:

@@ -7,6 +7,7 @@ Both commands talk to the same LLM through the same label stage, so they share `
 from __future__ import annotations
 
 from pathlib import Path
+from typing import Literal
 
 from pydantic import Field, model_validator
 
@@ -29,6 +30,11 @@ class LLMConfig(StrictModel):
     )
     label_samples: int = Field(
         3, ge=1, le=10, description="Blind label calls per utterance, each with its own label order; scores averaged."
+    )
+    label_explications: Literal["first", "all"] = Field(
+        "first",
+        description="Which label calls of an utterance write an explication before their scores: only the first (the "
+        "one kept with the example) or all. See the README for what asking all of them measured.",
     )
     label_threshold: float = Field(
         0.3, gt=0.0, le=1.0, description="A label is in `labels` when its (mean) score reaches this."

@@ -23,14 +23,15 @@ class SoftLabel:
 
     scores: dict[str, float]  # mean score over the usable samples, absent = 0, taxonomy order
     agreement: float | None  # mean pairwise Jaccard of the samples' label sets; None below two samples
-    explication: str  # the first usable sample's account of the feeling
+    explication: str  # the first account of the feeling among the usable samples ("" when none wrote one)
 
     @classmethod
     def from_samples(cls, samples: Sequence[EmotionScores], threshold: float) -> SoftLabel:
         vectors = [s.vector() for s in samples]
         scores = {label: round(sum(v[label] for v in vectors) / len(vectors), 4) for label in LABELS}
         sets = [frozenset(label for label, x in v.items() if x >= threshold) for v in vectors]
-        return cls(scores, fidelity.jaccard_agreement(sets), samples[0].explication)
+        explication = next((s.explication for s in samples if s.explication), "")
+        return cls(scores, fidelity.jaccard_agreement(sets), explication)
 
     @property
     def primary(self) -> str:

@@ -75,10 +75,10 @@ class Stage(ABC, Generic[In, Out]):
     def variables(self, item: In) -> dict: ...
 
     @abstractmethod
-    def schema(self) -> dict: ...
+    def schema(self, item: In) -> dict: ...
 
     @abstractmethod
-    def max_tokens(self) -> int: ...
+    def max_tokens(self, item: In) -> int: ...
 
     def check(self, item: In, record: Out) -> Out:
         """Semantic checks beyond the schema; may return a cleaned record or raise ParseError."""
@@ -97,9 +97,9 @@ class Stage(ABC, Generic[In, Out]):
         # A per-request seed makes sampling reproducible; each retry samples anew.
         seed = int(hashlib.sha256(f"{self.config.seed}|{attempt}|{prompt}".encode()).hexdigest()[:8], 16)
         sampling = Sampling(
-            temperature=self.temperature(), top_p=self.config.top_p, max_tokens=self.max_tokens(), seed=seed
+            temperature=self.temperature(), top_p=self.config.top_p, max_tokens=self.max_tokens(item), seed=seed
         )
-        return Request(messages=[{"role": "user", "content": prompt}], sampling=sampling, json_schema=self.schema())
+        return Request(messages=[{"role": "user", "content": prompt}], sampling=sampling, json_schema=self.schema(item))
 
     def read(self, text: str) -> Out:
         """The record a completion holds (JSON, validated against the output model)."""
@@ -166,10 +166,10 @@ class CharactersStage(Stage[Passage, CharacterList]):
     def variables(self, item: Passage) -> dict:
         return {"passage": item.text, "max_characters": self.config.max_characters}
 
-    def schema(self) -> dict:
+    def schema(self, item: Passage) -> dict:
         return prompts.characters_schema(self.config.max_characters)
 
-    def max_tokens(self) -> int:
+    def max_tokens(self, item: Passage) -> int:
         return 60 * self.config.max_characters + 40
 
     def check(self, item: Passage, record: CharacterList) -> CharacterList:
@@ -238,10 +238,10 @@ class SceneStage(Stage[SceneTask, Scene]):
             "examples": self.examples(item),
         }
 
-    def schema(self) -> dict:
+    def schema(self, item: SceneTask) -> dict:
         return prompts.scene_schema()
 
-    def max_tokens(self) -> int:
+    def max_tokens(self, item: SceneTask) -> int:
         return 220
 
     def check(self, item: SceneTask, record: Scene) -> Scene:
@@ -274,7 +274,7 @@ class LabelStage(Stage[LabelTask, EmotionScores]):
     for the fidelity measures, which also watch the definitions' fixed order.
     """
 
-    name, template, output = "labels", "label.v3.j2", EmotionScores
+    name, template, output = "labels", "label.v4.j2", EmotionScores
     # Three, not five: SmolLM2 fills every slot it is given, repeating emotions once it runs out of ideas.
     max_emotions: ClassVar[int] = 3
 
@@ -292,16 +292,27 @@ class LabelStage(Stage[LabelTask, EmotionScores]):
             "definitions": [(label, DEFINITIONS[label]) for label in LABELS],
             "names": self.order(item),
             "max_emotions": self.max_emotions,
+            "explain": self.explains(item),
         }
+
+    def explains(self, item: LabelTask) -> bool:
+        """Whether the call writes an explication first: only the first sample's is kept with the example."""
+        return item.sample == 0 or self.config.label_explications == "all"
 
     def temperature(self) -> float:
         return self.config.label_temperature
 
-    def schema(self) -> dict:
-        return prompts.label_schema(self.max_emotions)
+    def schema(self, item: LabelTask) -> dict:
+        return prompts.label_schema(self.max_emotions, self.explains(item))
 
-    def max_tokens(self) -> int:
-        return 24 * self.max_emotions + 80  # the explication (at most 200 characters), then the scores
+    def max_tokens(self, item: LabelTask) -> int:
+        # the explication (at most 200 characters) when asked for, then the scores
+        return 24 * self.max_emotions + (80 if self.explains(item) else 20)
+
+    def check(self, item: LabelTask, record: EmotionScores) -> EmotionScores:
+        if self.explains(item) and not record.explication:
+            raise ParseError("invalid", "no explication")  # servers without constrained decoding may skip it
+        return record
 
 
 class RewriteStage(Stage[RewriteTask, Rewrites]):
@@ -312,10 +323,10 @@ class RewriteStage(Stage[RewriteTask, Rewrites]):
     def variables(self, item: RewriteTask) -> dict:
         return {"name": item.character.name, "utterance": item.utterance, "k": self.config.contextless_per_example}
 
-    def schema(self) -> dict:
+    def schema(self, item: RewriteTask) -> dict:
         return prompts.rewrite_schema(self.config.contextless_per_example)
 
-    def max_tokens(self) -> int:
+    def max_tokens(self, item: RewriteTask) -> int:
         return 70 * self.config.contextless_per_example + 20
 
     def check(self, item: RewriteTask, record: Rewrites) -> Rewrites:

@@ -81,6 +81,21 @@ def test_labels_become_a_full_vector_and_bad_outputs_fail():
         stage.parse(task, json.dumps({"emotions": out["emotions"]}))  # no explication
 
 
+def test_only_the_first_label_call_writes_an_explication_unless_all_are_asked():
+    first, second = LabelTask("He is home!", None, "Someone", 0), LabelTask("He is home!", None, "Someone", 1)
+    stage, scores_only = LabelStage(CONFIG), {"emotions": [{"emotion": "joy", "score": 0.9}]}
+    asked = {t.sample: stage.request(t, 0) for t in (first, second)}
+    assert list(asked[0].json_schema["properties"]) == ["explication", "emotions"]
+    assert list(asked[1].json_schema["properties"]) == ["emotions"]
+    assert "explication" in asked[0].messages[0]["content"] and "explication" not in asked[1].messages[0]["content"]
+    assert asked[1].sampling.max_tokens < asked[0].sampling.max_tokens
+    assert stage.parse(second, json.dumps(scores_only)).explication == ""
+    every = LabelStage(CONFIG.model_copy(update={"label_explications": "all"}))
+    assert "explication" in every.request(second, 0).json_schema["properties"]
+    with pytest.raises(ParseError):
+        every.parse(second, json.dumps(scores_only))
+
+
 def test_label_schema_enum_is_the_taxonomy_and_asks_for_the_explication_first():
     schema = label_schema(LabelStage.max_emotions)
     assert list(schema["properties"]) == ["explication", "emotions"]
@@ -159,7 +174,7 @@ def test_label_order_is_shuffled_per_call_and_repeats_with_the_seed():
     defined = [line.split(":")[0][2:] for line in prompt.splitlines() if line.startswith("- ")]
     assert defined == list(LABELS)  # the definitions keep the taxonomy's order: a prefix every call shares
     shown = next(line for line in prompt.splitlines() if line.startswith("Which emotions")).split(": ", 1)[1]
-    assert shown.rstrip(".").split(", ") == orders[0]
+    assert shown.split(".")[0].split(", ") == orders[0]
     assert "0.8" not in prompt and "fear: being afraid or worried" in prompt  # no numeric anchor; definitions
     assert stage.request(tasks[0], 0).sampling.temperature == CONFIG.label_temperature != CONFIG.temperature
 

@@ -107,6 +107,7 @@ class VllmBackend(Backend):
             "tensor_parallel_size": self.tensor_parallel_size,
             "max_model_len": self.max_model_len,
             "enforce_eager": self.enforce_eager,
+            "use_tqdm_on_load": quiet_engine_env()["VLLM_LOGGING_LEVEL"] != "ERROR",  # its weight-loading bar
         }
         if on_cpu:
             options["enable_chunked_prefill"] = False
