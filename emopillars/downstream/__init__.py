@@ -2,7 +2,7 @@
 
 from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
 from emopillars.downstream.evaluate import evaluate
-from emopillars.downstream.finetune import finetune
+from emopillars.downstream.finetune import FinetuneResult, finetune
 from emopillars.downstream.mapping import map_head_rows, mapped_head
 from emopillars.downstream.readers import ReadOptions, read_task
 from emopillars.downstream.references import comparison_table, references
@@ -12,6 +12,7 @@ __all__ = [
     "TASKS",
     "EvaluateConfig",
     "FinetuneConfig",
+    "FinetuneResult",
     "ReadOptions",
     "Task",
     "comparison_table",
