@@ -17,16 +17,15 @@ from emopillars.distill.outputs import TrainResult, write_report
 from emopillars.downstream.config import FinetuneConfig
 from emopillars.downstream.evaluate import score, task_rows
 from emopillars.downstream.mapping import mapped_head
-from emopillars.downstream.readers import Splits as RowSplits
-from emopillars.downstream.readers import read_task
-from emopillars.downstream.tasks import Task, get_task
+from emopillars.downstream.readers import SplitRows
+from emopillars.downstream.tasks import Task, get_task, read_task
 from emopillars.errors import EmopillarsError
 from emopillars.hub import resolve_model
 
 log = logging.getLogger(__name__)
 
 
-def to_splits(rows: RowSplits, task: Task, contextual: bool, source: str = "data") -> Any:
+def to_splits(rows: SplitRows, task: Task, contextual: bool, source: str = "data") -> Any:
     """Reader rows -> the trainer's `Splits` (texts, contexts in contextual mode, targets, gold)."""
     from emopillars.distill.data import Split, Splits
 
