@@ -47,18 +47,18 @@ def load_pool(cfg: TrainConfig) -> tuple[list[str], list[str] | None]:
 
 
 def pseudo_label(
-    labeller: EmotionClassifier, texts: list[str], contexts: list[str] | None, threshold: float, batch_size: int = 64
+    model: EmotionClassifier, texts: list[str], contexts: list[str] | None, threshold: float, batch_size: int = 64
 ) -> Split:
     """Rows of the pool whose most confident label reaches `threshold`, with soft targets = probabilities.
 
-    Hard labels (for the sampler and loss statistics) follow the labeller's tuned thresholds.
+    Hard labels (for the sampler and loss statistics) follow the model's tuned thresholds.
     """
     from emopillars.distill.metrics import decide
 
-    scores = labeller.predict_proba(texts, contexts, batch_size)
+    scores = model.predict_proba(texts, contexts, batch_size)
     keep = np.flatnonzero(scores.max(1) >= threshold)
-    single = labeller.problem_type == "single_label"
-    gold = decide(scores[keep], labeller.thresholds, single)
+    single = model.problem_type == "single_label"
+    gold = decide(scores[keep], model.thresholds, single)
     log.info("pseudo-labelling: %d of %d pool rows reach confidence %.2f", len(keep), len(texts), threshold)
     return Split(
         [texts[i] for i in keep],
