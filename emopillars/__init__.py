@@ -6,7 +6,8 @@ The Python API mirrors the commands (each takes the command's config):
     synthesize(SynthConfig(out="runs/demo"))                       # -> SynthReport
     result = train(TrainConfig(out="runs/student"), data=dataset)   # a datasets.Dataset/DatasetDict
     result.out, result.validation["macro_f1"]                       # -> TrainResult
-    finetune(FinetuneConfig(...)); evaluate(EvaluateConfig(...)); EmotionClassifier.from_pretrained(...)
+    finetune(FinetuneConfig(...))                                   # -> FinetuneResult (train's + task_test)
+    evaluate(EvaluateConfig(...)); EmotionClassifier.from_pretrained(...)
 """
 
 from __future__ import annotations
@@ -20,10 +21,11 @@ from emopillars.taxonomy import LABELS
 if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import PredictConfig, TrainConfig
-    from emopillars.distill.trainer import TrainResult, train
+    from emopillars.distill.outputs import TrainResult
+    from emopillars.distill.trainer import train
     from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
     from emopillars.downstream.evaluate import evaluate
-    from emopillars.downstream.finetune import finetune
+    from emopillars.downstream.finetune import FinetuneResult, finetune
     from emopillars.hub import push
     from emopillars.synth.config import SynthConfig
     from emopillars.synth.pipeline import synthesize
@@ -34,11 +36,12 @@ _LAZY = {
     "EmotionClassifier": "emopillars.distill.classifier",
     "PredictConfig": "emopillars.distill.config",
     "TrainConfig": "emopillars.distill.config",
-    "TrainResult": "emopillars.distill.trainer",
+    "TrainResult": "emopillars.distill.outputs",
     "train": "emopillars.distill.trainer",
     "EvaluateConfig": "emopillars.downstream.config",
     "FinetuneConfig": "emopillars.downstream.config",
     "evaluate": "emopillars.downstream.evaluate",
+    "FinetuneResult": "emopillars.downstream.finetune",
     "finetune": "emopillars.downstream.finetune",
     "push": "emopillars.hub",
     "SynthConfig": "emopillars.synth.config",
@@ -50,6 +53,7 @@ __all__ = [
     "EmotionClassifier",
     "EvaluateConfig",
     "FinetuneConfig",
+    "FinetuneResult",
     "PredictConfig",
     "SynthConfig",
     "TrainConfig",

@@ -15,15 +15,18 @@ from typing import Annotated
 import typer
 
 from emopillars import __version__
+from emopillars.console import setup_logging
 from emopillars.distill.config import DemoConfig, ExportConfig, PredictConfig, TrainConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
+from emopillars.downstream.tasks import titles
 from emopillars.errors import EmopillarsError
 from emopillars.hub import HubOptions
-from emopillars.options import config_options, setup_logging
+from emopillars.options import config_options
 from emopillars.synth.config import SynthConfig, TeacherEvalConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=__doc__.split("\n")[0])
-OUTPUT_ALIAS = {"out": ("--output",)}  # the old spelling, hidden, for one release
+OUTPUT_ALIAS = {"out": ("--output",)}  # the old spelling, hidden: scripts that use it keep working
+LLM_ALIASES = OUTPUT_ALIAS | {"transformers_batch_size": ("--batch-size",)}  # it applies to that backend only
 
 
 def _version(value: bool) -> None:
@@ -71,7 +74,7 @@ def models(as_json: Annotated[bool, typer.Option("--json", help="Print a JSON li
 
 
 @app.command()
-@config_options(aliases=OUTPUT_ALIAS)
+@config_options(aliases=LLM_ALIASES)
 def synth(cfg: SynthConfig, hub: HubOptions) -> None:
     """Synthesize a narrative-grounded emotion corpus with an LLM."""
     from emopillars.synth.pipeline import synthesize
@@ -85,7 +88,7 @@ def synth(cfg: SynthConfig, hub: HubOptions) -> None:
 
 
 @app.command("teacher-eval")
-@config_options(aliases=OUTPUT_ALIAS)
+@config_options(aliases=LLM_ALIASES)
 def teacher_eval(cfg: TeacherEvalConfig) -> None:
     """Check the teacher before the big run: label human-labelled utterances as synth would and score them."""
     from emopillars.synth.teacher_eval import summary, teacher_eval
@@ -167,10 +170,10 @@ def demo(cfg: DemoConfig) -> None:
     launch(cfg.model, cfg.data, cfg.host, cfg.port)
 
 
-@app.command()
+@app.command(help=f"Fine-tune a model on {titles()} (takes every `train` option too).")
 @config_options(exclude=("problem_type", "labels", *TRAIN_ONLY), aliases=OUTPUT_ALIAS)
 def finetune(cfg: FinetuneConfig, hub: HubOptions) -> None:
-    """Fine-tune a model on GoEmotions, ISEAR, IEMOCAP or EmoContext (takes every `train` option too)."""
+    """Fine-tune a model on a downstream benchmark of `TASKS` (the help text names them)."""
     from emopillars.downstream.finetune import finetune as run
     from emopillars.downstream.references import comparison_table
     from emopillars.downstream.tasks import get_task

@@ -1,17 +1,28 @@
-"""Loading a command's pydantic config from a file plus CLI flags (flags win)."""
+"""The base of every command's pydantic config, the checks configs share, and config files in and out.
+
+`options.py` builds each command's config from a file plus CLI flags (flags win).
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Annotated, Any
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, ValidationError
 
 from emopillars.errors import EmopillarsError
 
-C = TypeVar("C", bound=BaseModel)
+
+def _check_split_fractions(fractions: tuple[float, float, float]) -> tuple[float, float, float]:
+    if abs(sum(fractions) - 1.0) > 1e-6 or min(fractions) < 0:
+        raise ValueError(f"split_fractions must be non-negative and sum to 1, got {fractions}")
+    return fractions
+
+
+# train/validation/test shares, checked once for every config that splits data.
+SplitFractions = Annotated[tuple[float, float, float], AfterValidator(_check_split_fractions)]
 
 
 class StrictModel(BaseModel):
@@ -43,16 +54,6 @@ def describe_validation_error(exc: ValidationError, where: str) -> str:
         shown = "" if isinstance(got, dict) else f" (got {got!r})"
         parts.append(f"{field}: {err['msg']}{shown}")
     return f"{where}: " + "; ".join(parts)
-
-
-def load_config(cls: type[C], path: Path | None = None, overrides: dict[str, Any] | None = None) -> C:
-    """Build `cls` from an optional config file, then flags that were given (None means not given)."""
-    data = read_config_file(path) if path else {}
-    data.update({k: v for k, v in (overrides or {}).items() if v is not None})
-    try:
-        return cls.model_validate(data)
-    except ValidationError as exc:
-        raise EmopillarsError(describe_validation_error(exc, f"invalid {cls.__name__}")) from None
 
 
 def save_config(config: BaseModel, path: Path) -> None:

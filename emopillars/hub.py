@@ -17,6 +17,7 @@ from pydantic import Field
 
 from emopillars.config import StrictModel
 from emopillars.errors import EmopillarsError
+from emopillars.sources import locate
 
 if TYPE_CHECKING:
     from huggingface_hub import CommitOperationAdd
@@ -36,13 +37,16 @@ class HubOptions(StrictModel):
 
 
 def resolve_model(ref: str | Path, revision: str | None = None) -> Path:
-    """A local model folder, or a Hub id (`org/name[@revision]`) downloaded or found in the HF cache."""
-    folder = Path(ref).expanduser()
-    if folder.is_dir() or str(ref).startswith((".", "/", "~")) or Path(ref).suffix:
-        if not (folder / "config.json").is_file():
-            raise EmopillarsError(f"model folder not found or has no config.json: {folder}")
-        return folder
-    repo_id, _, at = str(ref).partition("@")
+    """A local model folder, or a Hub id (`org/name[@revision]`) downloaded or found in the HF cache.
+
+    Which of the two `ref` is, `sources.locate` decides, as for every input.
+    """
+    located = locate(ref, "model folder")
+    if isinstance(located, Path):
+        if not (located / "config.json").is_file():
+            raise EmopillarsError(f"model folder not found or has no config.json: {located}")
+        return located
+    repo_id, _, at = located.partition("@")
     from huggingface_hub import snapshot_download
     from huggingface_hub.errors import HFValidationError
 

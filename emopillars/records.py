@@ -44,20 +44,20 @@ class Character(Record):
 
 
 class CharacterList(Record):
-    """Stage 2 output: the main characters of a passage."""
+    """The characters stage's output: the main characters of a passage."""
 
     characters: list[Character] = Field(min_length=1, max_length=8)
 
 
 class Scene(Record):
-    """Stage 3 output: the moment in the story (third person) and what the character says (first person)."""
+    """The scene stage's output: the moment in the story (third person) and what the character says (first person)."""
 
     context: Folded = Field(min_length=10, max_length=1200)
     utterance: Folded = Field(min_length=3, max_length=600)
 
 
 class Rewrites(Record):
-    """Stage 5 output: stand-alone rewrites of an utterance."""
+    """The rewrite stage's output: stand-alone rewrites of an utterance."""
 
     rewrites: list[str] = Field(min_length=1, max_length=10)
 

@@ -4,8 +4,8 @@ All runs happen in one process, on the same small synthesis (same config, same s
 de-duplication embedder is loaded before any timing, so no run pays for it alone:
 
 1. Streaming vs sequential, on the same loaded engine. The streaming run keeps up to `--max-in-flight` calls out
-   at once (the engine batches them); the baseline is the same config with `max_in_flight=1` (and `batch_size=1`
-   for transformers): one call at a time, as a hand-written loop would send them. On the `vllm` backend the
+   at once (the engine batches them); the baseline is the same config with `max_in_flight=1` (and
+   `transformers_batch_size=1`): one call at a time, as a hand-written loop would send them. On the `vllm` backend the
    engine's prefix cache is emptied before the baseline, so it does not reuse the streaming run's prompts. Then
    the streaming run again on its cache (no LLM call). One row per run: seconds, kept examples, calls, prompt and
    generated tokens, generated tokens/s, the label stage's prefix hit rate and the engine busy share.
@@ -102,7 +102,7 @@ def bench_backend(name: str, base: dict, root: Path, sequential: bool) -> dict:
         if sequential:
             reset = reset_prefix_cache(backend)
             one_at_a_time = config.model_copy(
-                update={"out": root / f"{name}-sequential", "max_in_flight": 1, "batch_size": 1}
+                update={"out": root / f"{name}-sequential", "max_in_flight": 1, "transformers_batch_size": 1}
             )
             runs["sequential"] = {**measure(one_at_a_time, backend), "prefix_cache_reset": reset}
         runs["cached_rerun"] = measure(config, backend)

@@ -34,7 +34,7 @@ class FitState:
 
     step: int = 0
     epoch: int = 0
-    chunk: int = 0  # optimizer steps done in this epoch
+    epoch_step: int = 0  # optimizer steps done in this epoch
     best: float = -1.0  # best validation macro-F1 so far
     best_step: int = 0
     bad: int = 0  # evaluations since the best

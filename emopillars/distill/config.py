@@ -11,7 +11,7 @@ from typing import Literal
 
 from pydantic import Field, model_validator
 
-from emopillars.config import StrictModel
+from emopillars.config import SplitFractions, StrictModel
 from emopillars.sources import Mode, ProblemType
 from emopillars.taxonomy import LABELS
 
@@ -39,7 +39,7 @@ class TrainConfig(StrictModel):
     labels: tuple[str, ...] = Field(LABELS, min_length=2, description="Label set in head order.")
     problem_type: ProblemType = Field("multi_label", description="sigmoid+thresholds or softmax.")
     target_threshold: float = Field(0.5, gt=0.0, lt=1.0, description="Soft score at which a label counts as present.")
-    split_fractions: tuple[float, float, float] = Field((0.8, 0.1, 0.1), description="Seeded split when none is given.")
+    split_fractions: SplitFractions = Field((0.8, 0.1, 0.1), description="Seeded split when none is given.")
     max_length: int = Field(128, ge=8, le=4096, description="Token limit of utterance (+ context).")
     # Model
     model: str | None = Field(None, description="HF encoder id or path; default: the embedded all-MiniLM-L6-v2.")
@@ -92,8 +92,6 @@ class TrainConfig(StrictModel):
     def _check(self) -> TrainConfig:
         if len(set(self.labels)) != len(self.labels):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
-        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
-            raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
         if self.rounds > 1 and not self.unlabeled:
             raise ValueError(f"rounds={self.rounds} needs an unlabeled pool (--unlabeled PATH)")
         if self.problem_type == "single_label" and (self.loss == "focal" or self.pos_weight):

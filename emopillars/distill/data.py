@@ -30,6 +30,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from emopillars.errors import EmopillarsError
+from emopillars.labels import label_matrix, parse_label_names
 from emopillars.sources import (
     SPLIT_ALIASES,
     SPLITS,
@@ -100,13 +101,7 @@ class Split:
         single_label: bool = False,
     ) -> Split:
         """Hard label names per row (a list per row, or one name per row) -> a Split."""
-        index = {name: i for i, name in enumerate(label_set)}
-        gold = np.zeros((len(texts), len(label_set)), dtype=np.int8)
-        for row, names in enumerate(labels):
-            for name in [names] if isinstance(names, str) else names:
-                if name not in index:
-                    raise EmopillarsError(f"row {row}: label {name!r} is not one of {list(label_set)}")
-                gold[row, index[name]] = 1
+        gold = label_matrix(labels, label_set)
         targets = gold.astype(np.float32)
         if single_label and (gold.sum(1) != 1).any():
             bad = int(np.flatnonzero(gold.sum(1) != 1)[0])
@@ -224,31 +219,6 @@ def _soft_vector(value: Any, labels: tuple[str, ...], where: str) -> np.ndarray:
     raise EmopillarsError(f"{where}: soft_labels must be an object label->score or {len(labels)} floats")
 
 
-def _label_names(value: Any, where: str, labels: tuple[str, ...] = LABELS) -> list[str]:
-    """Label names from a list of names or ids (ids index `labels`), a JSON list, or "a;b" / "a,b"."""
-    if isinstance(value, (int, np.integer)) and not isinstance(value, bool):  # one id (single-label data)
-        value = [value]
-    if isinstance(value, str):
-        value = value.strip()
-        if value.startswith("["):
-            try:
-                value = json.loads(value)
-            except json.JSONDecodeError:
-                raise EmopillarsError(f"{where}: labels is not a JSON list: {value[:60]!r}") from None
-        else:  # CSV: "joy;love" or "joy,love" or one name
-            value = [v.strip() for v in value.replace(";", ",").split(",") if v.strip()]
-    if not isinstance(value, (list, tuple)):
-        raise EmopillarsError(f"{where}: labels must be a list of label names or ids")
-    names = []
-    for v in value:
-        if isinstance(v, (int, np.integer)) and not isinstance(v, bool):
-            if not 0 <= v < len(labels):
-                raise EmopillarsError(f"{where}: label id {v} is outside 0..{len(labels) - 1}")
-            v = labels[v]
-        names.append(str(v))
-    return names
-
-
 def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> Splits:
     """Rows -> train/validation/test `Split`s in `cfg.labels` order (see module docstring)."""
     if not records:
@@ -264,7 +234,6 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         hard_col = "labels" if "labels" in first and target_col != "labels" else None
     context_col = cfg.context_column
     labels = tuple(cfg.labels)
-    index = {name: i for i, name in enumerate(labels)}
 
     if cfg.mode == "contextual":
         kept = [r for r in records if r.get(context_col)]
@@ -279,29 +248,11 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         text = row.get(text_col)
         if not isinstance(text, str) or not text.strip():
             raise EmopillarsError(f"{at}: empty '{text_col}'")
-        hard = None
-        if hard_col and row.get(hard_col) is not None:
-            names = _label_names(row[hard_col], at, labels)
-            unknown = sorted(set(names) - set(labels) - set(LABELS))
-            if unknown:
-                raise EmopillarsError(f"{at}: label(s) {unknown} outside the label set {list(labels)}")
-            hard = np.zeros(len(labels), dtype=np.int8)
-            hard[[index[name] for name in names if name in index]] = 1  # taxonomy names outside a subset drop
-        if soft_col:
-            soft = _soft_vector(row.get(soft_col), labels, at)
-            if hard is None:
-                hard = (soft >= cfg.target_threshold).astype(np.int8)
-        else:
-            if hard is None:
-                raise EmopillarsError(f"{at}: missing {hard_col!r}")
-            soft = hard.astype(np.float32)
-        if cfg.problem_type == "single_label":
-            if soft.sum() <= 0:  # none of this label set's classes: nothing to learn from the row
-                dropped += 1
-                continue
-            # A distribution over classes; gold is its argmax (one class per row).
-            soft = soft / soft.sum()
-            hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
+        pair = _row_targets(row, hard_col, soft_col, cfg, at)
+        if pair is None:  # single-label: none of this label set's classes, nothing to learn from the row
+            dropped += 1
+            continue
+        soft, hard = pair
         texts.append(text.strip())
         contexts.append(pair_context(row.get(context_col), row.get("character_description")))
         targets.append(soft)
@@ -334,6 +285,36 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         "label_counts_train": {name: int(c) for name, c in zip(labels, result.train.gold.sum(0), strict=True)},
     }
     return result
+
+
+def _row_targets(
+    row: dict, hard_col: str | None, soft_col: str | None, cfg: TrainConfig, at: str
+) -> tuple[np.ndarray, np.ndarray] | None:
+    """A row's soft targets (L,) and hard labels (L,) in `cfg.labels` order; None for a single-label row
+    with none of the label set's classes."""
+    labels = tuple(cfg.labels)
+    hard = None
+    if hard_col and row.get(hard_col) is not None:
+        names = parse_label_names(row[hard_col], at, labels)
+        unknown = sorted(set(names) - set(labels) - set(LABELS))
+        if unknown:
+            raise EmopillarsError(f"{at}: label(s) {unknown} outside the label set {list(labels)}")
+        hard = label_matrix([[name for name in names if name in labels]], labels)[0]  # taxonomy names outside drop
+    if soft_col:
+        soft = _soft_vector(row.get(soft_col), labels, at)
+        if hard is None:
+            hard = (soft >= cfg.target_threshold).astype(np.int8)
+    else:
+        if hard is None:
+            raise EmopillarsError(f"{at}: missing {hard_col!r}")
+        soft = hard.astype(np.float32)
+    if cfg.problem_type == "single_label":
+        if soft.sum() <= 0:
+            return None
+        # A distribution over classes; gold is its argmax (one class per row).
+        soft = soft / soft.sum()
+        hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
+    return soft, hard
 
 
 def _column(row: dict, candidates: tuple[str, ...], where: str) -> str:

@@ -213,6 +213,18 @@ class Objective(nn.Module):
             values.update(value if isinstance(value, dict) else {name: value})
         return values
 
+    def without_kd(self) -> Objective:
+        """The same terms with every KD wrapper replaced by its base loss: the validation loss.
+
+        Validation has no teacher, and the supervised term then counts in full, as in a run without
+        one; label smoothing, focal, `pos_weight` and orthogonality stay, so the two curves a user
+        compares measure the same objective.
+        """
+        plain = {
+            name: term.base if isinstance(term, KnowledgeDistillation) else term for name, term in self.terms.items()
+        }
+        return Objective(plain)
+
 
 def build_objective(cfg: TrainConfig, train: Split, distil: bool = False) -> Objective:
     """Every term `cfg` asks for: the supervised loss (KD-wrapped when `distil`), then orthogonality."""

@@ -108,8 +108,9 @@ def compute_metrics(
     return {**out, "roc_auc_macro": None if auc is None else float(auc)}
 
 
-def format_table(metrics: dict, title: str = "", per_label: bool = True) -> str:
-    """A plain-text table: the summary line, then (with `per_label`) precision/recall/F1/support per label."""
+def format_table(metrics: dict, title: str = "", per_label: bool = True, supported_only: bool = False) -> str:
+    """A plain-text table: the summary line, then (with `per_label`) precision/recall/F1/support per label
+    (only the labels with gold rows, with `supported_only`)."""
     keys = ["macro_f1", "micro_f1", "weighted_f1", "roc_auc_macro", "hamming_loss", "subset_accuracy", "accuracy"]
     head = "  ".join(f"{k}={metrics[k]:.4f}" for k in keys if metrics.get(k) is not None)
     lines = [f"{title} (n={metrics['n']}): {head}" if title else head]
@@ -117,5 +118,7 @@ def format_table(metrics: dict, title: str = "", per_label: bool = True) -> str:
         return lines[0]
     lines.append(f"{'label':<16}{'precision':>10}{'recall':>10}{'f1':>10}{'support':>9}")
     for name, m in metrics["per_label"].items():
+        if supported_only and not m["support"]:
+            continue
         lines.append(f"{name:<16}{m['precision']:>10.3f}{m['recall']:>10.3f}{m['f1']:>10.3f}{m['support']:>9d}")
     return "\n".join(lines)

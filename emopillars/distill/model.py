@@ -9,7 +9,6 @@ sentence-transformers objective never tuned them); they are fine-tuned with the 
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -17,6 +16,7 @@ import torch
 from torch import nn
 
 from emopillars.errors import EmopillarsError
+from emopillars.sources import locate
 
 log = logging.getLogger(__name__)
 
@@ -25,14 +25,12 @@ HF_PROBLEM_TYPE = {"multi_label": "multi_label_classification", "single_label": 
 
 
 def resolve_model_path(name_or_path: str | None) -> str:
-    """None -> the embedded MiniLM; an existing path or a hub id otherwise (one-line error for a bad path)."""
+    """None -> the embedded MiniLM; else `sources.locate`'s existing path or Hub id (a missing path is an error)."""
     if name_or_path is None:
         from emopillars.assets import embedder_path
 
         return embedder_path()
-    if name_or_path.startswith((".", "/", "~")) and not Path(name_or_path).expanduser().exists():
-        raise EmopillarsError(f"model folder not found: {name_or_path}")
-    return str(Path(name_or_path).expanduser()) if Path(name_or_path).expanduser().exists() else name_or_path
+    return str(locate(name_or_path, "model folder"))
 
 
 def head_linear(model: nn.Module) -> nn.Linear:

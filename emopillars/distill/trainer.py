@@ -3,18 +3,23 @@
 Public API (stable; `emopillars finetune` reuses it, no second trainer):
     train(cfg: TrainConfig, data=None, head_init: HeadInit | None = None) -> TrainResult
         The whole `emopillars train`: load data (unless given as `Splits` or a `datasets.Dataset`/
-        `DatasetDict`), build the model (optionally with the caller's initial classifier rows), run
-        the rounds (KD from `cfg.teacher`, pseudo-labels from `cfg.unlabeled`), tune thresholds on
-        validation, evaluate validation and test, and write the model folder `cfg.out`
-        (save_pretrained + thresholds.json, metrics.json, config.json, README.md, plots;
-        `--report-to` trackers under out/runs). Returns a `TrainResult`.
+        `DatasetDict`), then run the rounds (KD from `cfg.teacher`, pseudo-labels from
+        `cfg.unlabeled`): each builds a fresh model (optionally with the caller's initial classifier
+        rows), `fit`s it and tunes thresholds on validation. The best round is evaluated on
+        validation and test and written to `cfg.out` by `outputs.write_model_folder`.
     fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
+    evaluate_split(model, tokenizer, split, cfg, objective, thresholds=None) -> (metrics, thresholds)
+        Metrics of a model on a split; its loss is the training objective without the KD term.
     predict_logits(...) -> np.ndarray (N, L): re-exported from `model`, the one inference path.
 
     HeadInit = tuple[Tensor (L, H) weight, Tensor (L,) bias]: rows of the new classifier, e.g.
     averaged rows of a 28-label emopillars model mapped onto a downstream label set.
+
+Read `train` then `fit` top to bottom: rounds, then per optimizer step the learning rate, the
+targets and loss of each micro-batch (`_step`, from the rows `_train_rows` made once), clip, step,
+log, evaluate, checkpoint. The objective is built once per run (`losses.build_objective`).
 
 Devices: `accelerate` places the model (bf16 autocast on GPUs that support it). Several processes
 (`torchrun` or `accelerate launch`, see the README) run data parallelism: each process takes an
@@ -25,19 +30,17 @@ writes files. A launch of several processes on a machine without GPUs runs on th
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import shutil
 import time
 from contextlib import nullcontext
-from dataclasses import dataclass, field
+from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import nn
 
 from emopillars.distill.batching import Collator, encode, length_grouped_batches, sample_weights, shard_batches
@@ -53,8 +56,10 @@ from emopillars.distill.checkpoints import (
 from emopillars.distill.data import Split, Splits, build_splits, load_splits, records_from_dataset
 from emopillars.distill.losses import Objective, build_objective
 from emopillars.distill.metrics import compute_metrics, probabilities
-from emopillars.distill.model import HeadInit, head_linear, predict_logits
+from emopillars.distill.model import HeadInit, head_linear, load_classifier, predict_logits
+from emopillars.distill.outputs import FitResult, TrainResult, round_summary, training_report, write_model_folder
 from emopillars.distill.parallel import make_accelerator, process_state, teacher_logits
+from emopillars.distill.rounds import load_pool, load_teacher, pseudo_label
 from emopillars.distill.thresholds import tune_thresholds
 from emopillars.errors import EmopillarsError
 
@@ -64,25 +69,12 @@ if TYPE_CHECKING:
     from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
 
-__all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate", "fit", "predict_logits", "train"]
+__all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate_split", "fit", "predict_logits", "train"]
 
 log = logging.getLogger(__name__)
 
-# transformers' schedule names for ours; "constant" keeps the warmup, as ours always did.
+# transformers' schedule names for ours; "constant" keeps the warmup.
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
-
-
-@dataclass
-class FitResult:
-    model: nn.Module  # best weights loaded
-    best_score: float  # validation macro-F1 at the best step (thresholds tuned on validation)
-    best_step: int
-    steps: int
-    stopped: str  # "max_steps" or "early_stopping"
-    history: list[dict] = field(default_factory=list)  # one entry per optimizer step
-    evals: list[dict] = field(default_factory=list)  # one entry per evaluation
-    train_seconds: float = 0.0
-    samples_seen: int = 0  # rows this process trained on
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------
@@ -99,24 +91,43 @@ def _optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     return torch.optim.AdamW(groups, lr=cfg.lr, betas=(0.9, 0.999), eps=1e-8, fused=True)
 
 
-def _plain_loss(logits: np.ndarray, targets: np.ndarray, single_label: bool) -> float:
-    x, t = torch.from_numpy(logits).float(), torch.from_numpy(targets).float()
-    if single_label:
-        return float(-(t * F.log_softmax(x, -1)).sum(-1).mean())
-    return float(F.binary_cross_entropy_with_logits(x, t))
+def _epoch_steps(
+    cfg: TrainConfig, lengths: list[int], weights: np.ndarray | None, accelerator: Accelerator, epoch: int
+) -> list[list[list[int]]]:
+    """This process's micro-batches (row indices) of an epoch, grouped into optimizer steps."""
+    batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed + epoch, weights, cfg.group_by_length)
+    mine = shard_batches(batches, accelerator.process_index, accelerator.num_processes)
+    return [mine[i : i + cfg.grad_accum] for i in range(0, len(mine), cfg.grad_accum)]
 
 
-def evaluate(
-    model: nn.Module, tokenizer: Any, split: Split, cfg: TrainConfig, thresholds: np.ndarray | None = None
+def evaluate_split(
+    model: nn.Module,
+    tokenizer: Any,
+    split: Split,
+    cfg: TrainConfig,
+    objective: Objective,
+    thresholds: np.ndarray | None = None,
 ) -> tuple[dict, np.ndarray]:
-    """Metrics of `model` on `split` and the thresholds used (tuned on `split` itself when None)."""
+    """Metrics of `model` on `split` and the thresholds used (tuned on `split` itself when None).
+
+    The loss is `objective` without its KD term (`Objective.without_kd`): the training loss of a run
+    without a teacher, label smoothing, focal, `pos_weight` and orthogonality included.
+    """
     single = not cfg.multi_label
     logits = predict_logits(model, tokenizer, split.texts, split.contexts, cfg.max_length, cfg.eval_batch_size)
     scores = probabilities(logits, single)
     if thresholds is None:
         thresholds = np.full(len(cfg.labels), 0.5) if single else tune_thresholds(split.gold, scores)
     metrics = compute_metrics(split.gold, scores, thresholds, cfg.labels, single)
-    metrics["loss"] = _plain_loss(logits, split.targets, single)
+    head = head_linear(model).weight.detach()  # (L, H)
+    with torch.no_grad():
+        terms = objective.without_kd()(
+            logits=torch.from_numpy(logits).to(head.device),
+            targets=torch.from_numpy(split.targets).to(head.device),
+            teacher_logits=None,
+            head=head,
+        )
+    metrics["loss"] = float(sum(terms.values()))
     return metrics, np.asarray(thresholds, dtype=np.float32)
 
 
@@ -165,13 +176,19 @@ def _check_finite(loss: float, step: int, run_dir: Path | None) -> None:
 
 
 def _evaluate_step(
-    cfg: TrainConfig, tokenizer: Any, validation: Split, parts: Parts, state: FitState, run_dir: Path | None
+    cfg: TrainConfig,
+    tokenizer: Any,
+    validation: Split,
+    objective: Objective,
+    parts: Parts,
+    state: FitState,
+    run_dir: Path | None,
 ) -> dict[str, torch.Tensor] | None:
     """Evaluate on the main process, share its metrics, update best and patience; the new best weights or None."""
     from accelerate.utils import broadcast_object_list
 
     main = parts.accelerator.is_main_process
-    metrics = evaluate(parts.model, tokenizer, validation, cfg)[0] if main else None
+    metrics = evaluate_split(parts.model, tokenizer, validation, cfg, objective)[0] if main else None
     metrics = broadcast_object_list([metrics])[0]  # one decision for all processes: none stops alone
     state.evals.append({"step": state.step, "val_macro_f1": metrics["macro_f1"], "val_loss": metrics["loss"]})
     parts.accelerator.log({f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=state.step)
@@ -183,6 +200,16 @@ def _evaluate_step(
     if cfg.patience and state.bad >= cfg.patience:
         state.stopped = "early_stopping"
     return None
+
+
+def _end_run(accelerator: Accelerator, state: FitState, model: nn.Module, best: dict | None) -> None:
+    """Close the trackers and load the best weights into `model` (the unwrapped module)."""
+    for tracker in accelerator.trackers:  # not end_training(): it ends the process group the next round needs
+        tracker.finish()
+    if (processes := accelerator.num_processes) > 1:
+        log.info("process %d of %d: %d optimizer steps", accelerator.process_index, processes, state.step)
+    if best is not None:
+        model.load_state_dict(best)
 
 
 def fit(
@@ -208,14 +235,7 @@ def fit(
     lengths = [len(r["input_ids"]) for r in rows]
     weights = sample_weights(data.train.gold) if cfg.weighted_sampling else None
     collate = Collator(tokenizer.pad_token_id or 0)
-
-    def epoch_steps(epoch: int) -> list[list[list[int]]]:
-        """This process's micro-batches of an epoch, grouped into optimizer steps."""
-        batches = length_grouped_batches(lengths, cfg.batch_size, cfg.seed + epoch, weights, cfg.group_by_length)
-        mine = shard_batches(batches, accelerator.process_index, accelerator.num_processes)
-        return [mine[i : i + cfg.grad_accum] for i in range(0, len(mine), cfg.grad_accum)]
-
-    steps_per_epoch = len(epoch_steps(0))
+    steps_per_epoch = len(_epoch_steps(cfg, lengths, weights, accelerator, 0))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     eval_every = cfg.eval_every or steps_per_epoch
     save_every = cfg.save_every or eval_every
@@ -229,13 +249,14 @@ def fit(
     parts = Parts(accelerator, raw, optimizer, scheduler)
     state, best_state = resume(cfg, run_dir, parts)
     head = head_linear(raw).weight  # (L, H)
-    show = cfg.progress and accelerator.is_main_process
-    bar = tqdm(total=total, initial=state.step, desc="train", disable=not show)
+    bar = tqdm(
+        total=total, initial=state.step, desc="train", disable=not (cfg.progress and accelerator.is_main_process)
+    )
     samples, started = 0, time.perf_counter()
     while state.step < total and state.stopped == "max_steps":
-        for chunk in epoch_steps(state.epoch)[state.chunk :]:
+        for micro in _epoch_steps(cfg, lengths, weights, accelerator, state.epoch)[state.epoch_step :]:
             lr = scheduler.get_last_lr()[0]
-            terms = _step(model, objective, head, [collate([rows[i] for i in mb]) for mb in chunk], accelerator)
+            terms = _step(model, objective, head, [collate([rows[i] for i in mb]) for mb in micro], accelerator)
             loss = sum(terms.values())
             _check_finite(loss, state.step + 1, run_dir)
             if cfg.clip_grad > 0:
@@ -243,7 +264,7 @@ def fit(
             optimizer.step()
             scheduler.step()
             optimizer.zero_grad(set_to_none=True)
-            state.step, state.chunk, samples = state.step + 1, state.chunk + 1, samples + sum(map(len, chunk))
+            state.step, state.epoch_step, samples = state.step + 1, state.epoch_step + 1, samples + sum(map(len, micro))
             elapsed = round(time.perf_counter() - started, 4)  # step-end clock: step times are its differences
             state.history.append({"step": state.step, "time": elapsed, "lr": lr, "loss": loss, **terms})
             accelerator.log({"train/loss": loss, "train/lr": lr} | {f"train/{k}": v for k, v in terms.items()},
@@ -252,76 +273,22 @@ def fit(
             bar.set_postfix(loss=f"{loss:.4f}")
             last = state.step >= total
             if state.step % eval_every == 0 or last:
-                best_state = _evaluate_step(cfg, tokenizer, data.validation, parts, state, run_dir) or best_state
+                best = _evaluate_step(cfg, tokenizer, data.validation, objective, parts, state, run_dir)
+                best_state = best or best_state
             if state.step % save_every == 0 or last or state.stopped != "max_steps":
                 save_checkpoint(run_dir, parts, state, cfg)
             if last or state.stopped != "max_steps":
                 break
         else:
-            state.epoch, state.chunk = state.epoch + 1, 0
+            state.epoch, state.epoch_step = state.epoch + 1, 0
     bar.close()
-    for tracker in accelerator.trackers:  # not end_training(): it ends the process group the next round needs
-        tracker.finish()
-    if (processes := accelerator.num_processes) > 1:
-        log.info("process %d of %d: %d optimizer steps", accelerator.process_index, processes, state.step)
-    if best_state is not None:
-        raw.load_state_dict(best_state)
-    return FitResult(
-        model=raw,
-        best_score=state.best,
-        best_step=state.best_step,
-        steps=state.step,
-        stopped=state.stopped,
-        history=state.history,
-        evals=state.evals,
-        train_seconds=time.perf_counter() - started,
-        samples_seen=samples,
-    )
+    _end_run(accelerator, state, raw, best_state)
+    seconds = time.perf_counter() - started
+    return FitResult(raw, objective, state.best, state.best_step, state.step, state.stopped, state.history,
+                     state.evals, seconds, samples)  # fmt: skip
 
 
 # --- the whole command ------------------------------------------------------------------------------------
-
-
-@dataclass
-class TrainResult:
-    """What `train` made: the model folder, its files, and the report `metrics.json` holds."""
-
-    out: Path  # the save_pretrained folder (model, tokenizer, thresholds.json, README.md, plots)
-    report: dict[str, Any]
-    main_process: bool = True  # False in the other processes of a multi-process launch: they wrote nothing
-
-    @property
-    def metrics_file(self) -> Path:
-        return self.out / "metrics.json"
-
-    @property
-    def card(self) -> Path:
-        return self.out / "README.md"
-
-    @property
-    def validation(self) -> dict[str, Any]:
-        return self.report["validation"]
-
-    @property
-    def test(self) -> dict[str, Any] | None:
-        return self.report["test"]
-
-    @property
-    def thresholds(self) -> dict[str, float]:
-        return self.report["thresholds"]
-
-    @property
-    def training(self) -> dict[str, Any]:
-        return self.report["training"]
-
-    @property
-    def rounds(self) -> list[dict[str, Any]]:
-        return self.report.get("rounds", [])
-
-    @property
-    def task_test(self) -> dict[str, Any] | None:
-        """The downstream task's literature metrics on its test split (`finetune` only)."""
-        return self.report.get("task_test")
 
 
 def _as_splits(data: Any, cfg: TrainConfig) -> Splits:
@@ -333,18 +300,12 @@ def _as_splits(data: Any, cfg: TrainConfig) -> Splits:
     return build_splits(records_from_dataset(data, cfg), cfg, where=f"in-memory {type(data).__name__}")
 
 
-def _write_folder(cfg: TrainConfig, clf: EmotionClassifier, report: dict[str, Any], out: Path) -> None:
-    """The model folder: weights and tokenizer, settings, metrics, plots and card."""
-    from emopillars.config import save_config
-    from emopillars.distill.card import write_card
-    from emopillars.distill.plots import plot_per_label_f1, plot_training
-
-    clf.save_pretrained(out)
-    save_config(cfg, out / "train_config.json")
-    (out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    plot_training(report["history"], report["evals"], out / "training_curves.png")
-    plot_per_label_f1(report["validation"], report["test"], out / "per_label_f1.png")
-    write_card(cfg, report, out / "README.md")
+def _test_metrics(cfg: TrainConfig, clf: EmotionClassifier, test: Split) -> dict[str, Any] | None:
+    """Test metrics through the classifier: the same path and thresholds as `emopillars predict`."""
+    if not len(test):
+        return None
+    scores = clf.predict_proba(test.texts, test.contexts, cfg.eval_batch_size)
+    return compute_metrics(test.gold, scores, clf.thresholds, cfg.labels, not cfg.multi_label)
 
 
 def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None) -> TrainResult:
@@ -358,42 +319,50 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
     Returns:
         A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
     """
-    from emopillars.distill.rounds import load_teacher, run_rounds
+    from emopillars.distill.classifier import EmotionClassifier
 
     out = Path(cfg.out)
     processes = process_state()
     with output_lock(out, processes.is_main_process):
         data = _as_splits(data, cfg)
         teacher = load_teacher(cfg, processes.device) if cfg.teacher else None
+        pool = load_pool(cfg) if cfg.rounds > 1 else None
         started = time.perf_counter()
-        clf, result, rounds = run_rounds(cfg, data, teacher, head_init, out)
-        val, _ = evaluate(clf.model, clf.tokenizer, data.validation, cfg, clf.thresholds)
-        test = None
-        if len(data.test):
-            # Through the classifier: the same path and thresholds as `emopillars predict`.
-            scores = clf.predict_proba(data.test.texts, data.test.contexts, cfg.eval_batch_size)
-            test = compute_metrics(data.test.gold, scores, clf.thresholds, cfg.labels, not cfg.multi_label)
-        report: dict[str, Any] = {
-            "validation": val,
-            "test": test,
-            "thresholds": {name: float(t) for name, t in zip(cfg.labels, clf.thresholds, strict=True)},
-            "data": data.summary | {"train_rows_used": len(data.train)},
-            "training": {
-                "steps": result.steps,
-                "best_step": result.best_step,
-                "stopped": result.stopped,
-                "train_seconds": round(result.train_seconds, 2),
-                "samples_per_s": round(result.samples_seen / max(result.train_seconds, 1e-9), 2),
-                "wall_seconds": round(time.perf_counter() - started, 2),
-                "processes": processes.num_processes,
-            },
-            "history": result.history,
-            "evals": result.evals,
+        rounds: list[dict] = []
+        best: tuple[float, EmotionClassifier, FitResult] | None = None
+        student: EmotionClassifier | None = None
+        for r in range(cfg.rounds):
+            train_split = data.train
+            if r > 0:  # the best model so far labels the pool; the last student teaches the next
+                assert best is not None and pool is not None
+                train_split = train_split.concat(
+                    pseudo_label(best[1], *pool, cfg.pseudo_threshold, cfg.eval_batch_size)
+                )
+                teacher = student
+            model, tokenizer = load_classifier(cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init)
+            run_dir = out / "checkpoints" / f"round-{r}"
+            result = fit(cfg, model, tokenizer, replace(data, train=train_split), teacher, run_dir)
+            val, thresholds = evaluate_split(result.model, tokenizer, data.validation, cfg, result.objective)
+            student = EmotionClassifier(result.model, tokenizer, thresholds, cfg.mode, cfg.max_length)
+            added = len(train_split) - len(data.train)
+            log.info("round %d: validation macro-F1 %.4f (+%d pseudo-labelled rows)", r + 1, val["macro_f1"], added)
+            rounds.append(round_summary(r, added, len(train_split), bool(teacher), result, val))
+            if best is None or val["macro_f1"] > best[0]:
+                best = (val["macro_f1"], student, result)
+        assert best is not None
+        _, clf, result = best
+        metrics = {
+            "validation": evaluate_split(
+                clf.model, clf.tokenizer, data.validation, cfg, result.objective, clf.thresholds
+            )[0],  # fmt: skip
+            "test": _test_metrics(cfg, clf, data.test),
         }
+        seconds = time.perf_counter() - started
+        report = training_report(cfg, data, clf, result, metrics, seconds, processes.num_processes)
         if cfg.rounds > 1:
             report["rounds"] = rounds
         if processes.is_main_process:
-            _write_folder(cfg, clf, report, out)
+            write_model_folder(cfg, clf, report, out)
     processes.wait_for_everyone()  # the others return once the folder is complete (a push from any sees it all)
     if processes.is_main_process and not cfg.keep_checkpoints:
         shutil.rmtree(out / "checkpoints", ignore_errors=True)

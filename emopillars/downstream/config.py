@@ -17,7 +17,7 @@ from emopillars.downstream.readers import ReadOptions
 from emopillars.downstream.tasks import TASKS
 from emopillars.sources import SplitName
 
-TaskName = Literal["goemotions", "isear", "iemocap", "emocontext"]
+TaskName = Literal[tuple(TASKS)]  # the --task choices: the keys of TASKS
 # Trainer fields about reading `train`-format data; a task reads its own release format instead.
 TRAIN_ONLY = ("labels_column", "context_column", "data_config", "data_split")
 

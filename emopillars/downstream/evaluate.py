@@ -16,10 +16,11 @@ import numpy as np
 
 from emopillars.distill.metrics import prediction_metrics
 from emopillars.downstream.config import EvaluateConfig
-from emopillars.downstream.readers import Row, read_task
+from emopillars.downstream.readers import Row
 from emopillars.downstream.references import references
-from emopillars.downstream.tasks import Task, get_task
+from emopillars.downstream.tasks import Task, get_task, read_task
 from emopillars.errors import EmopillarsError
+from emopillars.labels import label_matrix
 from emopillars.sources import split_name
 
 if TYPE_CHECKING:
@@ -27,15 +28,6 @@ if TYPE_CHECKING:
     from emopillars.distill.data import Split
 
 log = logging.getLogger(__name__)
-
-
-def label_matrix(names: list[list[str]], labels: tuple[str, ...]) -> np.ndarray:
-    """(N, L) 0/1 matrix of label-name lists in `labels` order."""
-    index = {name: i for i, name in enumerate(labels)}
-    out = np.zeros((len(names), len(labels)), dtype=np.int8)
-    for row, row_names in enumerate(names):
-        out[row, [index[n] for n in row_names]] = 1
-    return out
 
 
 def score(

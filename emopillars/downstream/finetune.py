@@ -8,28 +8,24 @@ task's literature metrics through `evaluate`, so the numbers match a later `emop
 
 from __future__ import annotations
 
-import json
 import logging
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from emopillars.config import save_config
+from emopillars.distill.outputs import TrainResult, write_report
 from emopillars.downstream.config import FinetuneConfig
 from emopillars.downstream.evaluate import score, task_rows
 from emopillars.downstream.mapping import mapped_head
-from emopillars.downstream.readers import Splits as RowSplits
-from emopillars.downstream.readers import read_task
-from emopillars.downstream.tasks import Task, get_task
+from emopillars.downstream.readers import SplitRows
+from emopillars.downstream.tasks import Task, get_task, read_task
 from emopillars.errors import EmopillarsError
 from emopillars.hub import resolve_model
-
-if TYPE_CHECKING:
-    from emopillars.distill.trainer import TrainResult
 
 log = logging.getLogger(__name__)
 
 
-def to_splits(rows: RowSplits, task: Task, contextual: bool, source: str = "data") -> Any:
+def to_splits(rows: SplitRows, task: Task, contextual: bool, source: str = "data") -> Any:
     """Reader rows -> the trainer's `Splits` (texts, contexts in contextual mode, targets, gold)."""
     from emopillars.distill.data import Split, Splits
 
@@ -51,8 +47,17 @@ def to_splits(rows: RowSplits, task: Task, contextual: bool, source: str = "data
     return splits
 
 
-def finetune(cfg: FinetuneConfig) -> TrainResult:
-    """Run `emopillars finetune`; returns the trainer's result, its report with `task_test` (the task's metrics).
+class FinetuneResult(TrainResult):
+    """What `finetune` made: `train`'s model folder and report, plus the task's literature metrics."""
+
+    @property
+    def task_test(self) -> dict[str, Any] | None:
+        """The downstream task's literature metrics on its test split (None without test rows)."""
+        return self.report.get("task_test")
+
+
+def finetune(cfg: FinetuneConfig) -> FinetuneResult:
+    """Run `emopillars finetune`: `train` with the task's head, then the task's metrics (`task_test`).
 
     Writes to `cfg.out` what `train` writes (model folder, metrics.json, card, plots) plus
     `finetune_config.json` (read back by `evaluate` for the context size and split seed).
@@ -79,5 +84,5 @@ def finetune(cfg: FinetuneConfig) -> TrainResult:
         clf = EmotionClassifier.from_pretrained(cfg.out)
         texts, contexts, gold = task_rows(clf, task, rows["test"])
         report["task_test"] = score(clf, texts, contexts, gold, task, cfg.eval_batch_size)
-    (cfg.out / "metrics.json").write_text(json.dumps(report, indent=2) + "\n", encoding="utf-8")
-    return result
+    write_report(report, cfg.out)
+    return FinetuneResult(result.out, report, result.main_process)

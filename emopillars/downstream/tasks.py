@@ -1,18 +1,27 @@
 """The four downstream benchmarks: label set, problem type, input mode and headline metrics.
 
-A `Task` is everything the finetune/evaluate code needs to know about a benchmark besides how
-its files are laid out (that is `readers/`). Label order is the order of the public release's
-codebook; the mapping onto the 28 pretrained labels is defined here, beside the task that uses it.
+A `Task` is everything the finetune/evaluate code needs to know about a benchmark, its reader
+included (how its files are laid out is the reader's business, in `readers/`). Label order is the
+order of the public release's codebook; the mapping onto the 28 pretrained labels is defined here,
+beside the task that uses it.
 """
 
 from __future__ import annotations
 
+import hashlib
+import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
+from emopillars.downstream.readers import ReadOptions, Row, SplitRows, emocontext, goemotions, iemocap, isear
 from emopillars.errors import EmopillarsError
-from emopillars.sources import Mode, ProblemType
+from emopillars.sources import SPLITS, Mode, ProblemType
 from emopillars.taxonomy import LABELS
+
+log = logging.getLogger(__name__)
+Reader = Callable[[str | Path, ReadOptions, tuple[str, ...]], list[Row]]  # (source, options, labels) -> rows
 
 
 @dataclass(frozen=True)
@@ -21,6 +30,8 @@ class Task:
 
     Attributes:
         name: the `--task` value.
+        title: the benchmark's own spelling, for help texts and docs.
+        reader: reads the release into rows (`readers/`), given the task's labels.
         labels: the task's label names, in the order of the model head.
         problem_type: multi-label (sigmoid + BCE) or single-label (softmax + cross-entropy).
         mode: whether the encoder sees a context (pair encoding) beside the text.
@@ -30,6 +41,8 @@ class Task:
     """
 
     name: str
+    title: str
+    reader: Reader
     labels: tuple[str, ...]
     problem_type: ProblemType
     mode: Mode
@@ -65,31 +78,25 @@ EMOCONTEXT: dict[str, tuple[str, ...]] = {
 }
 
 
-def _task(name: str, mapping: dict[str, tuple[str, ...]], **fields: Any) -> Task:
-    return Task(name=name, labels=tuple(mapping), mapping=mapping, **fields)
+def _task(name: str, title: str, reader: Reader, mapping: dict[str, tuple[str, ...]], **fields: Any) -> Task:
+    return Task(name=name, title=title, reader=reader, labels=tuple(mapping), mapping=mapping, **fields)
 
 
+GOEMOTIONS = {label: (label,) for label in LABELS}
+SINGLE = {"problem_type": "single_label"}
+# name, title, reader, label mapping (its keys are the labels), problem type, input mode, headline metrics
 TASKS: dict[str, Task] = {
-    "goemotions": _task(
-        "goemotions",
-        {label: (label,) for label in LABELS},
-        problem_type="multi_label",
-        mode="contextless",
-        metrics=("macro_f1", "micro_f1"),
-    ),
-    "isear": _task("isear", ISEAR, problem_type="single_label", mode="contextless", metrics=("accuracy", "macro_f1")),
-    "iemocap": _task(
-        "iemocap", IEMOCAP, problem_type="single_label", mode="contextual", metrics=("weighted_f1", "accuracy")
-    ),
-    "emocontext": _task(
-        "emocontext",
-        EMOCONTEXT,
-        problem_type="single_label",
-        mode="contextual",
-        metrics=("micro_f1", "accuracy", "macro_f1"),
-        emotion_labels=("happy", "sad", "angry"),
-    ),
-}
+    task.name: task
+    for task in (
+        _task("goemotions", "GoEmotions", goemotions.read, GOEMOTIONS, problem_type="multi_label",
+              mode="contextless", metrics=("macro_f1", "micro_f1")),
+        _task("isear", "ISEAR", isear.read, ISEAR, **SINGLE, mode="contextless", metrics=("accuracy", "macro_f1")),
+        _task("iemocap", "IEMOCAP", iemocap.read, IEMOCAP, **SINGLE, mode="contextual",
+              metrics=("weighted_f1", "accuracy")),
+        _task("emocontext", "EmoContext", emocontext.read, EMOCONTEXT, **SINGLE, mode="contextual",
+              metrics=("micro_f1", "accuracy", "macro_f1"), emotion_labels=("happy", "sad", "angry")),
+    )
+}  # fmt: skip
 
 
 def get_task(name: str) -> Task:
@@ -98,3 +105,38 @@ def get_task(name: str) -> Task:
         return TASKS[name.lower()]
     except KeyError:
         raise EmopillarsError(f"unknown task {name!r}; choose one of: {', '.join(TASKS)}") from None
+
+
+def titles(joiner: str = "or") -> str:
+    """The benchmarks' names for a sentence: "GoEmotions, ISEAR, IEMOCAP or EmoContext"."""
+    names = [task.title for task in TASKS.values()]
+    return f"{', '.join(names[:-1])} {joiner} {names[-1]}"
+
+
+def read_task(task: str | Task, source: str | Path, options: ReadOptions | None = None) -> SplitRows:
+    """`{"train": rows, "validation": rows, "test": rows}` of a release file, a folder of split files, a
+    `save_to_disk` folder or a Hub id; a validation split is carved from train where the release has none."""
+    task = get_task(task) if isinstance(task, str) else task
+    options = options or ReadOptions()
+    rows = task.reader(source, options, task.labels)
+    if not rows:
+        raise EmopillarsError(f"{source}: no {task.name} examples found")
+    splits: SplitRows = {name: [] for name in SPLITS}
+    for row in rows:
+        splits[row["split"]].append(row)
+    if not splits["validation"]:
+        _carve_validation(splits, options.split_seed)
+    log.info("read %s from %s: %s", task.name, source, {k: len(v) for k, v in splits.items()})
+    return splits
+
+
+def _carve_validation(splits: SplitRows, seed: int) -> None:
+    """Move one train group (an IEMOCAP dialogue, else a row) to validation: training needs one."""
+    groups = sorted({row.get("dialogue_id", row["id"]) for row in splits["train"]})
+    if len(groups) < 2:
+        return
+    chosen = min(groups, key=lambda g: hashlib.sha256(f"{seed}:{g}".encode()).digest())
+    splits["validation"] = [r for r in splits["train"] if r.get("dialogue_id", r["id"]) == chosen]
+    splits["train"] = [r for r in splits["train"] if r.get("dialogue_id", r["id"]) != chosen]
+    for row in splits["validation"]:
+        row["split"] = "validation"

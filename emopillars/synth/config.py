@@ -9,19 +9,17 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, create_model, model_validator
 
-from emopillars.config import StrictModel
-from emopillars.synth.backends import BackendName
+from emopillars.config import SplitFractions, StrictModel
+from emopillars.synth.backends import BackendName, backend_options
 
 
-class LLMConfig(StrictModel):
-    """The LLM backend, its engine, and how the label stage samples it."""
+class _Teacher(StrictModel):
+    """Which LLM answers, and how the label stage samples it."""
 
     backend: BackendName = Field("vllm", description="Where completions come from.")
     model: str | None = Field(None, description="Model id or path; default: the embedded SmolLM2-135M-Instruct.")
-    base_url: str | None = Field(None, description="OpenAI-compatible server URL (backend openai).")
-    api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the server's API key.")
     seed: int = Field(0, description="Seeds sampling, label-list shuffles, schedules and splits.")
     max_retries: int = Field(2, ge=0, le=10, description="Retries of a call whose output fails to parse or validate.")
     top_p: float = Field(0.95, gt=0.0, le=1.0, description="Nucleus sampling for every stage.")
@@ -39,26 +37,15 @@ class LLMConfig(StrictModel):
     label_threshold: float = Field(
         0.3, gt=0.0, le=1.0, description="A label is in `labels` when its (mean) score reaches this."
     )
-    # Engine options, each read by the backends that have a field of the same name (left out of cache
-    # keys: they change speed, not results).
-    dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
-    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.")
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="vLLM memory share.")
-    max_model_len: int | None = Field(4096, ge=256, description="vLLM context length (bounds the CPU step budget).")
-    enforce_eager: bool = Field(
-        False, description="vLLM without torch.compile: engines start faster and generate slower (short runs, tests)."
-    )
     max_in_flight: int = Field(
         128, ge=1, le=4096, description="LLM calls out at once (the engine batches them); each is cached as it returns."
     )
-    concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
-    batch_size: int = Field(16, ge=1, description="Prompts per generate call (transformers backend).")
-    request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
-    http_retries: int = Field(3, ge=0, le=20, description="Retries of an HTTP call failing on connection, 5xx or 429.")
-    num_replicas: int = Field(1, ge=1, description="vLLM engines Ray runs side by side (backend ray).")
-    ray_address: str | None = Field(
-        None, description="Ray cluster to join: 'auto' for the one started with `ray start`; default: a local Ray."
-    )
+
+
+# Each backend's options, declared once in its class (`backends/*.py`), each read by the backends that have a
+# field of that name; left out of cache keys: they change speed, not results.
+class LLMConfig(create_model("BackendOptions", __base__=_Teacher, **backend_options())):  # type: ignore[misc]
+    """The LLM backend, its engine options, and how the label stage samples it."""
 
     @model_validator(mode="after")
     def _check_backend(self) -> LLMConfig:
@@ -90,9 +77,7 @@ class SynthConfig(LLMConfig):
         0.9, gt=0.0, le=1.0, description="Cosine similarity at which two examples are duplicates."
     )
     temperature: float = Field(0.8, ge=0.0, le=2.0, description="Sampling temperature of the generation stages.")
-    split_fractions: tuple[float, float, float] = Field(
-        (0.8, 0.1, 0.1), description="train/validation/test by passage."
-    )
+    split_fractions: SplitFractions = Field((0.8, 0.1, 0.1), description="train/validation/test by passage.")
     embedder: str | None = Field(
         None, description="sentence-transformers model for de-duplication and diversity; default: embedded MiniLM."
     )
@@ -102,12 +87,6 @@ class SynthConfig(LLMConfig):
     def _provenance_is_not_a_setting(cls, data: object) -> object:
         # A run's config.json records its prompt hashes beside the settings; it stays a valid --config.
         return {k: v for k, v in data.items() if k != "prompts"} if isinstance(data, dict) else data
-
-    @model_validator(mode="after")
-    def _check_splits(self) -> SynthConfig:
-        if abs(sum(self.split_fractions) - 1.0) > 1e-6 or min(self.split_fractions) < 0:
-            raise ValueError(f"split_fractions must be non-negative and sum to 1, got {self.split_fractions}")
-        return self
 
 
 class TeacherEvalConfig(LLMConfig):

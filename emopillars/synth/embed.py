@@ -11,7 +11,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from emopillars.options import progress_bars_disabled
+from emopillars.console import progress_bars_disabled
 
 log = logging.getLogger(__name__)
 

@@ -23,6 +23,7 @@ from emopillars import prompts
 from emopillars.records import Character, CharacterList, EmotionScores, Expressiveness, Passage, Rewrites, Scene
 from emopillars.synth.backends import Request, Sampling
 from emopillars.synth.config import LLMConfig, SynthConfig
+from emopillars.synth.dedup import normalise_text
 from emopillars.taxonomy import DEFINITIONS, LABELS, names_label
 
 In = TypeVar("In")
@@ -146,8 +147,10 @@ def balance_brackets(text: str) -> str:
     return "".join(out) + ('"' if in_string else "") + "".join(reversed(stack))
 
 
-def _normalised(text: str) -> str:
-    return re.sub(r"\W+", " ", text.casefold()).strip()
+def _words_of(key: str) -> set[str]:
+    """The words of a `normalise_text` key, each also without a possessive "s" ("Mara's" keys as "maras")."""
+    words = set(key.split(" "))
+    return words | {w[:-1] for w in words if w.endswith("s")}
 
 
 MIN_UTTERANCE_WORDS, MIN_CONTEXT_WORDS = 3, 6
@@ -174,11 +177,11 @@ class CharactersStage(Stage[Passage, CharacterList]):
 
     def check(self, item: Passage, record: CharacterList) -> CharacterList:
         # Keep only characters the passage names (small models copy names from the prompt's example).
-        text, seen, kept = _normalised(item.text), set(), []
+        text, seen, kept = normalise_text(item.text), set(), []
         for character in record.characters:
-            key = _normalised(character.name)
+            key = normalise_text(character.name)
             first = key.split(" ")[0] if key else ""
-            if first and re.search(rf"\b{re.escape(first)}\b", text) and key not in seen:
+            if first and re.search(rf"\b{re.escape(first)}s?\b", text) and key not in seen:  # s: "Mara's"
                 seen.add(key)
                 kept.append(character)
         if not kept:
@@ -186,7 +189,7 @@ class CharactersStage(Stage[Passage, CharacterList]):
         return CharacterList(characters=kept[: self.config.max_characters])
 
 
-EXPRESSIVENESS: dict[str, str] = {
+EXPRESSIVENESS_MEANINGS: dict[str, str] = {  # what each level of `records.EXPRESSIVENESS` asks of a scene
     "explicit": "the feeling is unmistakable in the words and their tone",
     "implicit": "the feeling shows through what is said about the situation, not through talk about feelings",
     "subtle": "the feeling is only hinted at; an attentive listener would still notice it",
@@ -201,7 +204,7 @@ def _copies(scene: Scene, example: dict, n: int = 5) -> bool:
     """Whether the scene shares a run of `n` words with a few-shot example (small models paste them whole)."""
 
     def grams(text: str) -> set[tuple[str, ...]]:
-        words = _normalised(text).split(" ")
+        words = normalise_text(text).split(" ")
         return {tuple(words[i : i + n]) for i in range(len(words) - n + 1)}
 
     shown = grams(example["context"]) | grams(example["utterance"])
@@ -234,7 +237,7 @@ class SceneStage(Stage[SceneTask, Scene]):
             "emotion": item.emotion,
             "definition": DEFINITIONS[item.emotion],
             "expressiveness": item.expressiveness,
-            "expressiveness_meaning": EXPRESSIVENESS[item.expressiveness],
+            "expressiveness_meaning": EXPRESSIVENESS_MEANINGS[item.expressiveness],
             "examples": self.examples(item),
         }
 
@@ -247,8 +250,8 @@ class SceneStage(Stage[SceneTask, Scene]):
     def check(self, item: SceneTask, record: Scene) -> Scene:
         if _words(record.utterance) < MIN_UTTERANCE_WORDS or _words(record.context) < MIN_CONTEXT_WORDS:
             raise ParseError("invalid", "utterance or context too short to be a scene")
-        utterance = _normalised(record.utterance)
-        if utterance == _normalised(record.context):
+        utterance = normalise_text(record.utterance)
+        if utterance == normalise_text(record.context):
             raise ParseError("invalid", "utterance repeats the context")
         if any(_copies(record, e) for e in self.examples(item)):
             raise ParseError("invalid", "scene copies a few-shot example")
@@ -330,12 +333,12 @@ class RewriteStage(Stage[RewriteTask, Rewrites]):
         return 70 * self.config.contextless_per_example + 20
 
     def check(self, item: RewriteTask, record: Rewrites) -> Rewrites:
-        names = {p for p in _normalised(item.character.name).split(" ") if len(p) > 1}
-        seen, kept = {_normalised(item.utterance)}, []
+        names = {p for p in normalise_text(item.character.name).split(" ") if len(p) > 1}
+        seen, kept = {normalise_text(item.utterance)}, []
         for rewrite in record.rewrites:
             text = " ".join(rewrite.split())
-            key = _normalised(text)
-            if _words(text) < MIN_UTTERANCE_WORDS or key in seen or names & set(key.split(" ")):
+            key = normalise_text(text)
+            if _words(text) < MIN_UTTERANCE_WORDS or key in seen or names & _words_of(key):
                 continue  # a placeholder, a copy, or one that still names the character
             seen.add(key)
             kept.append(text)

@@ -13,11 +13,12 @@ import json
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
-import numpy as np
-
+from emopillars.distill.metrics import format_table, prediction_metrics
 from emopillars.errors import EmopillarsError
 from emopillars.jsonl import json_objects
+from emopillars.labels import label_matrix, parse_label_names
 from emopillars.sources import read_text
 from emopillars.synth.backends import Backend
 from emopillars.synth.config import TeacherEvalConfig
@@ -62,10 +63,8 @@ def _tsv_line(line: str, where: str) -> Gold:
     fields = line.rstrip("\r").split("\t")
     if len(fields) not in (2, 3):
         raise EmopillarsError(f"{where}: expected text<TAB>labels[<TAB>id], found {len(fields)} field(s)")
-    items = [x.strip() for x in fields[1].split(",") if x.strip()]
     # GoEmotions writes label ids; the two-column form writes names.
-    names = [LABELS[int(x)] if x.isdigit() and int(x) < len(LABELS) else x for x in items]
-    return _gold(fields[0], names, where)
+    return _gold(fields[0], parse_label_names(fields[1], where), where)
 
 
 def _gold(text: str, labels: list[str], where: str) -> Gold:
@@ -76,9 +75,10 @@ def _gold(text: str, labels: list[str], where: str) -> Gold:
 
 
 def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> dict:
-    """Label the gold utterances as synth would, write predictions.jsonl and teacher_eval.json, return the metrics."""
-    from sklearn.metrics import f1_score, precision_recall_fscore_support
+    """Label the gold utterances as synth would, write predictions.jsonl and teacher_eval.json, return the metrics.
 
+    The figures are `prediction_metrics`' (the ones `train` and `evaluate` report), rounded to 4 places.
+    """
     if config.gold is None:
         raise EmopillarsError("teacher-eval needs --gold FILE (human-labelled utterances)")
     gold = read_gold(config.gold)[: config.max_examples]
@@ -105,29 +105,17 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
             predictions.append({"text": g.text, "labels": labels, "scores": scores, "gold": list(g.labels)})
         _write_jsonl(config.out / "predictions.jsonl", predictions)
 
-        y_true = _indicator([p["gold"] for p in predictions])
-        y_pred = _indicator([p["labels"] for p in predictions])
-        p, r, f, support = precision_recall_fscore_support(y_true, y_pred, zero_division=0)
+        y_true = label_matrix([p["gold"] for p in predictions], LABELS)
+        y_pred = label_matrix([p["labels"] for p in predictions], LABELS)
         agreements = [s.agreement for s in soft if s and s.agreement is not None]
         picks = first_picks(labeller.judgements)
         metrics = {
-            "n": len(gold),
-            "macro_f1": round(float(f1_score(y_true, y_pred, average="macro", zero_division=0)), 4),
-            "micro_f1": round(float(f1_score(y_true, y_pred, average="micro", zero_division=0)), 4),
+            **_rounded(prediction_metrics(y_true, y_pred, LABELS)),  # n, F1s, precision, recall, per_label
             "label_threshold": config.label_threshold,
             "first_pick_position_entropy_bits": picks["first_pick_position_entropy_bits"],
             "first_pick_entropy_bits": picks["first_pick_entropy_bits"],
             "label_agreement": round(sum(agreements) / len(agreements), 4) if agreements else None,
             "unlabelled": sum(s is None for s in soft),
-            "per_label": {
-                label: {
-                    "precision": round(float(p[i]), 4),
-                    "recall": round(float(r[i]), 4),
-                    "f1": round(float(f[i]), 4),
-                    "support": int(support[i]),
-                }
-                for i, label in enumerate(LABELS)
-            },  # fmt: skip
             "model": llm.model,
             "label_samples": config.label_samples,
             "llm_calls": stats.total("sent"),
@@ -140,26 +128,21 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
 
 def summary(metrics: dict, out: Path) -> str:
     """The terminal table: headline figures, then labels with gold support."""
-    lines = [
-        f"emopillars teacher-eval -> {out}  ({metrics['model']}, {metrics['n']} gold utterances, "
-        f"{metrics['label_samples']} samples each)",
-        f"  macro-F1 {metrics['macro_f1']:.3f}  micro-F1 {metrics['micro_f1']:.3f} at threshold "
-        f"{metrics['label_threshold']}; label agreement {metrics['label_agreement']}; "
-        f"first-pick position entropy {metrics['first_pick_position_entropy_bits']} bits (max 4.81)",
-        "",
-        f"  {'label':<15}{'precision':>10}{'recall':>8}{'f1':>7}{'support':>9}",
-    ]
-    for label, m in metrics["per_label"].items():
-        if m["support"]:
-            lines.append(f"  {label:<15}{m['precision']:>10.3f}{m['recall']:>8.3f}{m['f1']:>7.3f}{m['support']:>9}")
-    return "\n".join(lines)
+    return "\n".join(
+        [
+            f"emopillars teacher-eval -> {out}  ({metrics['model']}, {metrics['label_samples']} samples each)",
+            f"  at threshold {metrics['label_threshold']}; label agreement {metrics['label_agreement']}; "
+            f"first-pick position entropy {metrics['first_pick_position_entropy_bits']} bits (max 4.81)",
+            format_table(metrics, "gold utterances", supported_only=True),
+        ]
+    )
 
 
-def _indicator(label_lists: list[list[str]]) -> np.ndarray:
-    y = np.zeros((len(label_lists), len(LABELS)), dtype=np.int64)
-    for i, labels in enumerate(label_lists):
-        y[i, [LABELS.index(label) for label in labels]] = 1
-    return y
+def _rounded(value: Any) -> Any:
+    """Floats to 4 places, through dicts (the figures stay readable in teacher_eval.json)."""
+    if isinstance(value, dict):
+        return {k: _rounded(v) for k, v in value.items()}
+    return round(value, 4) if isinstance(value, float) else value
 
 
 def _write_jsonl(path: Path, rows: list[dict]) -> None:

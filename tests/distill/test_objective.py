@@ -36,6 +36,16 @@ def test_every_term_from_the_config_by_name() -> None:
     assert build_objective(cfg, TRAIN, distil=False)(**STEP).keys() == {"task", "ortho"}
 
 
+def test_without_kd_is_the_objective_of_a_run_without_teacher() -> None:
+    """The validation loss: the KD wrapper gives way to its base loss in full; every other term stays."""
+    cfg = TrainConfig(labels=LABELS, loss="focal", pos_weight=True, label_smoothing=0.1, ortho_weight=0.5,
+                      kd_weight=0.25)  # fmt: skip
+    plain = build_objective(cfg, TRAIN, distil=True).without_kd()(**STEP | {"teacher_logits": None})
+    alone = build_objective(cfg, TRAIN, distil=False)(**STEP)
+    assert plain.keys() == alone.keys() == {"task", "ortho"}
+    assert all(plain[k].item() == pytest.approx(alone[k].item()) for k in alone)
+
+
 def test_label_smoothing_is_its_own_part() -> None:
     assert torch.allclose(LabelSmoothing(0.2)(TARGETS), TARGETS * 0.8 + 0.1)
     assert LabelSmoothing(0.3, classes=None)(torch.eye(3)).sum(-1).tolist() == pytest.approx([1.0] * 3)

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -83,6 +84,27 @@ def test_resume_from_checkpoint_continues_exactly(minilm: tuple, tmp_path: Path,
     assert [h["step"] for h in resumed.history] == [1, 2, 3, 4]
     assert [h["loss"] for h in resumed.history] == pytest.approx([h["loss"] for h in straight.history], rel=1e-5)
     assert resumed.best_score == pytest.approx(straight.best_score)
+
+
+def test_validation_loss_is_the_training_loss_without_kd(
+    trained: tuple[Path, dict], minilm: tuple, synth_dir: Path, fast: dict
+) -> None:
+    """Validation on the training rows, one step that moves no weight: its loss is the step's loss less KD.
+
+    Label smoothing, focal, pos_weight and orthogonality count in both; the KD term in neither.
+    """
+    model, tok = minilm
+    for module in model.modules():  # a train-mode forward then equals the eval-mode one
+        if isinstance(module, torch.nn.Dropout):
+            module.p = 0.0
+    cfg = TrainConfig(data=str(synth_dir), max_steps=1, loss="focal", pos_weight=True, label_smoothing=0.1,
+                      ortho_weight=0.01, kd_weight=0.25, **fast | {"lr": 1e-12, "batch_size": 512})  # fmt: skip
+    data = load_splits(cfg)
+    teacher = EmotionClassifier.from_pretrained(trained[0])
+    result = fit(cfg, model, tok, replace(data, validation=data.train), teacher)
+    step, val_loss = result.history[0], result.evals[0]["val_loss"]
+    assert step["kd"] > 0 and step["ortho"] > 0
+    assert val_loss == pytest.approx(step["task"] / (1 - cfg.kd_weight) + step["ortho"], rel=1e-4)
 
 
 def test_nan_loss_stops_with_a_clear_message(tmp_path: Path, synth_dir: Path, fast: dict) -> None:

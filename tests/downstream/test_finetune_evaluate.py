@@ -13,8 +13,7 @@ from sklearn.metrics import accuracy_score, f1_score
 
 from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
 from emopillars.downstream.evaluate import evaluate
-from emopillars.downstream.readers import read_task
-from emopillars.downstream.tasks import TASKS
+from emopillars.downstream.tasks import TASKS, read_task
 from emopillars.errors import EmopillarsError
 
 from .conftest import DATA, FAST

@@ -8,7 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from emopillars.downstream.readers import ReadOptions, hash_split, read_task
+from emopillars.downstream.readers import ReadOptions, hash_split
+from emopillars.downstream.tasks import read_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import split_of_file
 

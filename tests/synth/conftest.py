@@ -51,7 +51,7 @@ def vllm_backend(generator_model: str) -> Iterator[Backend]:
 @pytest.fixture(scope="session")
 def transformers_backend(generator_model: str) -> Iterator[Backend]:
     """A loaded transformers backend."""
-    with make_backend("transformers", model=generator_model, dtype="auto", batch_size=16) as backend:
+    with make_backend("transformers", model=generator_model, dtype="auto", transformers_batch_size=16) as backend:
         yield backend
 
 

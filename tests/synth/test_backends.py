@@ -50,7 +50,31 @@ def test_names_hold_only_what_changes_results():
     openai = make_backend("openai", model="m", base_url="http://127.0.0.1:8000/v1")
     assert vllm.name == "vllm:/m"
     assert openai.name == make_backend("openai", model="m", base_url="http://10.0.0.1:9999/v1").name == "openai:m"
-    assert make_backend("transformers", model="/m", batch_size=1).name == "transformers:/m"
+    assert make_backend("transformers", model="/m", transformers_batch_size=1).name == "transformers:/m"
+
+
+def test_llm_config_takes_every_backend_option_as_the_backend_declares_it():
+    from emopillars.synth.backends import BACKEND_CLASSES, backend_class
+    from emopillars.synth.config import LLMConfig
+
+    def declared(info: object) -> tuple:
+        return info.default, info.description, info.metadata
+
+    for kind in BACKEND_CLASSES:
+        for name, info in backend_class(kind).model_fields.items():
+            if name != "model" and not info.is_required():
+                assert declared(LLMConfig.model_fields[name]) == declared(info), name
+    assert LLMConfig.model_fields["base_url"].default is None  # required by openai only, checked when picked
+
+
+def test_engine_kwargs_reach_the_engine_and_cannot_shadow_an_option():
+    from emopillars.synth.backends import backend_from_config
+    from emopillars.synth.config import SynthConfig
+
+    vllm = backend_from_config(SynthConfig(engine_kwargs={"max_num_seqs": 4}), "/m")
+    assert vllm.engine_options("float32", on_cpu=False)["max_num_seqs"] == 4
+    with pytest.raises(EmopillarsError, match="dtype has its own option \\(--dtype\\)"):
+        backend_from_config(SynthConfig(engine_kwargs={"dtype": "half"}), "/m")
 
 
 def test_requests_refuse_a_system_turn():

@@ -6,15 +6,13 @@ from pathlib import Path
 
 from emopillars.downstream.readers import shared
 from emopillars.downstream.readers.shared import ReadOptions, Row
-from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import read_text
 
 _HEADER = ["id", "turn1", "turn2", "turn3", "label"]
 
 
-def _read_file(path: Path, split: str | None, options: ReadOptions) -> list[Row]:
-    labels = get_task("emocontext").labels
+def _read_file(path: Path, split: str | None, options: ReadOptions, labels: tuple[str, ...]) -> list[Row]:
     out = []
     lines = read_text(path, legacy=True).split("\n")
     header = [h.strip().lower() for h in lines[0].rstrip("\r").split("\t")] if lines else []
@@ -39,8 +37,12 @@ def _read_file(path: Path, split: str | None, options: ReadOptions) -> list[Row]
     return out
 
 
-def read(source: str | Path, options: ReadOptions) -> list[Row]:
+def read(source: str | Path, options: ReadOptions, labels: tuple[str, ...]) -> list[Row]:
     path = Path(source).expanduser()
     if not path.exists():
         raise EmopillarsError(f"{source}: no such file or folder (EmoContext is read from its released files)")
-    return [r for file, split in shared.split_files(path, (".txt", ".tsv")) for r in _read_file(file, split, options)]
+    return [
+        r
+        for file, split in shared.split_files(path, (".txt", ".tsv"))
+        for r in _read_file(file, split, options, labels)
+    ]

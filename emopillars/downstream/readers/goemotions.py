@@ -8,37 +8,23 @@ from typing import Any
 from emopillars.downstream.readers import shared
 from emopillars.downstream.readers.shared import ReadOptions, Row
 from emopillars.errors import EmopillarsError
+from emopillars.labels import parse_label_names
 from emopillars.sources import read_text
 from emopillars.taxonomy import LABELS
 
 
-def label_names(value: Any, where: str) -> list[str]:
-    """Label ids as the releases write them (`"3,15"`, `[3, 15]`, names) -> label names."""
-    if isinstance(value, str):
-        value = value.strip().strip("[]")
-        items: list[Any] = [v.strip().strip("'\"") for v in value.split(",") if v.strip()]
-    elif isinstance(value, (list, tuple)):
-        items = list(value)
-    else:
-        items = [value]
-    names = []
-    for item in items:
-        if isinstance(item, str) and item in LABELS:
-            names.append(item)
-            continue
-        try:
-            index = int(item)
-        except (TypeError, ValueError):
-            index = -1
-        if not 0 <= index < len(LABELS):
-            raise EmopillarsError(f"{where}: label {item!r} is not a GoEmotions label id 0-{len(LABELS) - 1}")
-        names.append(LABELS[index])
+def label_names(value: Any, where: str, labels: tuple[str, ...] = LABELS) -> list[str]:
+    """Label ids as the releases write them (`"3,15"`, `[3, 15]`, `"['3', '15']"`, names) -> label names."""
+    names = parse_label_names(value, where, labels)
+    unknown = [name for name in names if name not in labels]
+    if unknown:
+        raise EmopillarsError(f"{where}: label {unknown[0]!r} is not a GoEmotions label id 0-{len(labels) - 1}")
     if not names:
         raise EmopillarsError(f"{where}: no labels")
-    return sorted(set(names), key=LABELS.index)
+    return sorted(set(names), key=labels.index)
 
 
-def _read_tsv(path: Path, split: str | None, options: ReadOptions) -> list[Row]:
+def _read_tsv(path: Path, split: str | None, options: ReadOptions, labels: tuple[str, ...]) -> list[Row]:
     out = []
     for n, line in enumerate(read_text(path, legacy=True).split("\n"), 1):
         line = line.rstrip("\r")
@@ -56,24 +42,26 @@ def _read_tsv(path: Path, split: str | None, options: ReadOptions) -> list[Row]:
                 comment_id.strip() or f"{path.stem}-{n}",
                 shared.text(body, where),
                 None,
-                label_names(ids, where),
+                label_names(ids, where, labels),
                 split or shared.hash_split(comment_id, options.split_seed),
             )
         )
     return out
 
 
-def read(source: str | Path, options: ReadOptions) -> list[Row]:
+def read(source: str | Path, options: ReadOptions, labels: tuple[str, ...] = LABELS) -> list[Row]:
     path = shared.local(source)
     if path is not None and (path.suffix.lower() == ".tsv" or (path.is_dir() and any(path.glob("*.tsv")))):
-        return [r for file, split in shared.split_files(path, (".tsv",)) for r in _read_tsv(file, split, options)]
+        return [
+            r for file, split in shared.split_files(path, (".tsv",)) for r in _read_tsv(file, split, options, labels)
+        ]
     out = []
     config = options.hub_config or ("simplified" if path is None and not Path(source).exists() else None)
     for raw in shared.rows(source, config):
-        text_col = shared.require(raw, options.text_column, ("text",), "text", "--text-column")
-        label_col = shared.require(raw, options.label_column, ("labels", "label"), "labels", "--label-column")
+        text_col = shared.find_column(raw, options.text_column, ("text",), "text", "--text-column")
+        label_col = shared.find_column(raw, options.label_column, ("labels", "label"), "labels", "--label-column")
         body = shared.text(raw.values[text_col], raw.where)
         id_ = shared.row_id(raw, ("id",))
         split = shared.row_split(raw, shared.hash_split(id_ if id_ != raw.where else body, options.split_seed))
-        out.append(shared.row(id_, body, None, label_names(raw.values[label_col], raw.where), split))
+        out.append(shared.row(id_, body, None, label_names(raw.values[label_col], raw.where, labels), split))
     return out

@@ -8,7 +8,6 @@ from pathlib import Path
 
 from emopillars.downstream.readers import shared
 from emopillars.downstream.readers.shared import RawRow, ReadOptions, Row
-from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
 
 _DIALOGUE = ("dialogue_id", "dialog_id", "dialogue", "conversation_id", "session_id")
@@ -42,13 +41,12 @@ def _order(raw: RawRow, index: int) -> float:
         raise EmopillarsError(f"{raw.where}: utterance order {raw.values[order_col]!r} is not a number") from None
 
 
-def read(source: str | Path, options: ReadOptions) -> list[Row]:
-    labels = get_task("iemocap").labels
+def read(source: str | Path, options: ReadOptions, labels: tuple[str, ...]) -> list[Row]:
     dialogues: dict[str, list[tuple[float, int, RawRow, str, str]]] = defaultdict(list)
     for index, raw in enumerate(shared.rows(source, options.hub_config)):
-        dialogue_col = shared.require(raw, None, _DIALOGUE, "dialogue id", "a dialogue_id column")
-        text_col = shared.require(raw, options.text_column, _TEXT, "text", "--text-column")
-        label_col = shared.require(raw, options.label_column, _LABEL, "label", "--label-column")
+        dialogue_col = shared.find_column(raw, None, _DIALOGUE, "dialogue id", "a dialogue_id column")
+        text_col = shared.find_column(raw, options.text_column, _TEXT, "text", "--text-column")
+        label_col = shared.find_column(raw, options.label_column, _LABEL, "label", "--label-column")
         dialogue = shared.text(raw.values[dialogue_col], raw.where, "dialogue id")
         label = str(raw.values[label_col]).strip().lower()
         if label not in labels and label not in OTHER:

@@ -9,7 +9,6 @@ from typing import Any
 
 from emopillars.downstream.readers import shared
 from emopillars.downstream.readers.shared import RawRow, ReadOptions, Row
-from emopillars.downstream.tasks import get_task
 from emopillars.errors import EmopillarsError
 from emopillars.sources import delimited_rows, read_text
 
@@ -18,9 +17,8 @@ _LABEL = ("emotion", "label", "field1", "emot", "class")
 _ARTEFACT = re.compile(r"\s+á\s+")  # the ISEAR export marks the original line breaks with a lone "á"
 
 
-def label(value: Any, where: str) -> str:
-    """A label name, or its EMOT code: the task's labels are in codebook order, so code k is label k-1."""
-    codes = get_task("isear").labels
+def label(value: Any, where: str, codes: tuple[str, ...]) -> str:
+    """A label name, or its EMOT code: the task's labels (`codes`) are in codebook order, so code k is label k-1."""
     name = str(value).strip().lower()
     if name.isdigit() and 1 <= int(name) <= len(codes):
         return codes[int(name) - 1]
@@ -29,25 +27,27 @@ def label(value: Any, where: str) -> str:
     return name
 
 
-def read(source: str | Path, options: ReadOptions) -> list[Row]:
+def read(source: str | Path, options: ReadOptions, labels: tuple[str, ...]) -> list[Row]:
     path = shared.local(source)
     if path is not None:
-        raws = [raw for file, split in shared.split_files(path, shared.TABLE_EXTS) for raw in _raw_rows(file, split)]
+        raws = [
+            raw for file, split in shared.split_files(path, shared.TABLE_EXTS) for raw in _raw_rows(file, split, labels)
+        ]
     else:
         raws = list(shared.dataset_rows(source, options.hub_config))
     out = []
     for raw in raws:
-        text_col = shared.require(raw, options.text_column, _TEXT, "text", "--text-column")
-        label_col = shared.require(raw, options.label_column, _LABEL, "label", "--label-column")
+        text_col = shared.find_column(raw, options.text_column, _TEXT, "text", "--text-column")
+        label_col = shared.find_column(raw, options.label_column, _LABEL, "label", "--label-column")
         body = shared.text(_ARTEFACT.sub(" ", f" {raw.values[text_col]} "), raw.where)
-        name = label(raw.values[label_col], raw.where)
+        name = label(raw.values[label_col], raw.where, labels)
         # keyed by text, so a situation repeated under two emotions never straddles two splits
         split = shared.row_split(raw, shared.hash_split(body, options.split_seed))
         out.append(shared.row(shared.row_id(raw, ("mykey", "id")), body, None, [name], split))
     return out
 
 
-def _raw_rows(path: Path, split: str | None) -> Iterator[RawRow]:
+def _raw_rows(path: Path, split: str | None, labels: tuple[str, ...]) -> Iterator[RawRow]:
     """An ISEAR table; a headerless two-column `emotion,text` file is read as such."""
     if path.suffix.lower() in {".jsonl", ".json", ".parquet"}:
         yield from shared.file_rows(path, split)
@@ -56,7 +56,7 @@ def _raw_rows(path: Path, split: str | None) -> Iterator[RawRow]:
     first = next(cells_iter, None)
     if first is None:
         return
-    headerless = len(first[1]) == 2 and first[1][0].strip().lower() in get_task("isear").labels
+    headerless = len(first[1]) == 2 and first[1][0].strip().lower() in labels
     if not headerless:
         yield from shared.file_rows(path, split)
         return

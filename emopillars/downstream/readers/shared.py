@@ -25,7 +25,7 @@ from emopillars.sources import (
 )
 
 Row = dict[str, Any]
-Splits = dict[str, list[Row]]
+SplitRows = dict[str, list[Row]]  # split name -> reader rows (the trainer's arrays are `distill.data.Splits`)
 
 TABLE_EXTS = (".csv", ".tsv", ".txt", ".jsonl", ".json", ".parquet")
 
@@ -114,7 +114,7 @@ def column(row: RawRow, wanted: str | None, candidates: tuple[str, ...], what: s
     return next((by_lower[c] for c in candidates if c in by_lower), None)
 
 
-def require(row: RawRow, wanted: str | None, candidates: tuple[str, ...], what: str, flag: str) -> str:
+def find_column(row: RawRow, wanted: str | None, candidates: tuple[str, ...], what: str, flag: str) -> str:
     name = column(row, wanted, candidates, what)
     if name is None:
         raise EmopillarsError(

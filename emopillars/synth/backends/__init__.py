@@ -7,7 +7,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any, Literal
 
-from pydantic import ValidationError
+from pydantic import Field, ValidationError
 
 from emopillars.errors import EmopillarsError
 from emopillars.synth.backends.base import Backend, Completion, Request, Sampling
@@ -21,6 +21,7 @@ __all__ = [
     "Sampling",
     "backend_class",
     "backend_from_config",
+    "backend_options",
     "make_backend",
 ]
 
@@ -44,6 +45,25 @@ def backend_class(kind: str) -> type[Backend]:
         raise EmopillarsError(f"unknown backend '{kind}'; choose one of: {', '.join(BACKEND_CLASSES)}")
     module, cls_name = BACKEND_CLASSES[kind]
     return getattr(importlib.import_module(module), cls_name)
+
+
+def backend_options() -> dict[str, Any]:
+    """Every backend's own options (its fields but `model`), declared once in the backend classes, as
+    `create_model` field definitions: `LLMConfig` is built from them. A field several backends declare
+    must agree; one a backend requires is optional here (the backend checks it when it is picked)."""
+    fields: dict[str, Any] = {}
+    for kind in BACKEND_CLASSES:
+        for name, info in backend_class(kind).model_fields.items():
+            if name == "model":
+                continue
+            if name in fields:
+                assert fields[name][1].default == info.default, f"backends disagree on {name}"
+                continue
+            if info.is_required():
+                fields[name] = (info.annotation | None, Field(None, description=info.description))
+            else:
+                fields[name] = (info.annotation, info)
+    return fields
 
 
 def make_backend(kind: str, **options: Any) -> Backend:

@@ -39,9 +39,9 @@ class OpenAIBackend(Backend):
 
     base_url: str = Field(description="Server URL up to the API version, e.g. http://127.0.0.1:8000/v1.")
     api_key_env: str = Field("OPENAI_API_KEY", description="Environment variable holding the API key, if any.")
-    concurrency: int = Field(8, ge=1, le=256)
+    concurrency: int = Field(8, ge=1, le=256, description="Parallel requests to an OpenAI-compatible server.")
     http_retries: int = Field(3, ge=0, description="Retries of a call failing on connection, 5xx or 429.")
-    request_timeout: float = Field(120.0, gt=0.0)
+    request_timeout: float = Field(120.0, gt=0.0, description="Seconds before an HTTP request to the server fails.")
     retry_backoff: float = Field(1.0, gt=0.0, description="Seconds before the first retry; doubles per retry.")
 
     _client: httpx.Client | None = PrivateAttr(None)

@@ -80,8 +80,12 @@ class EngineActor:
 class RayBackend(VllmBackend):
     """`num_replicas` vLLM engine actors that live as long as the backend; requests go to the least busy."""
 
-    num_replicas: int = Field(1, ge=1, description="Engines side by side, each on `tensor_parallel_size` devices.")
-    ray_address: str | None = Field(None, description="'auto' or host:port of a running cluster; None: local Ray.")
+    num_replicas: int = Field(
+        1, ge=1, description="vLLM engines Ray runs side by side, each on tensor_parallel_size devices (backend ray)."
+    )
+    ray_address: str | None = Field(
+        None, description="Ray cluster to join: 'auto' for the one started with `ray start`; default: a local Ray."
+    )
 
     _actors: list[Any] = PrivateAttr(default_factory=list)
     _in_flight: list[int] = PrivateAttr(default_factory=list)

@@ -24,10 +24,10 @@ log = logging.getLogger(__name__)
 
 
 class TransformersBackend(Backend):
-    """`AutoModelForCausalLM.generate` on batches of `batch_size` prompts of similar length."""
+    """`AutoModelForCausalLM.generate` on batches of `transformers_batch_size` prompts of similar length."""
 
-    dtype: str = Field("auto", description="auto: float32 on CPU, bfloat16 on GPU.")
-    batch_size: int = Field(16, ge=1)
+    dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
+    transformers_batch_size: int = Field(16, ge=1, description="Prompts per generate call (backend transformers).")
 
     _model: Any = PrivateAttr(None)
     _tokenizer: Any = PrivateAttr(None)
@@ -62,7 +62,7 @@ class TransformersBackend(Backend):
             self._stop_ids.add(tokenizer.eos_token_id)
         self._model = model.to(device).eval()
         self._tokenizer = tokenizer
-        self._batcher = Batcher(self._answer, self.batch_size)
+        self._batcher = Batcher(self._answer, self.transformers_batch_size)
 
     def close(self) -> None:
         self._model = None
@@ -96,8 +96,8 @@ class TransformersBackend(Backend):
         results: list[Completion | None] = [None] * len(requests)
         for _, group in groupby(order, key=lambda i: _sampling_key(requests[i])):
             group = list(group)
-            for start in range(0, len(group), self.batch_size):
-                batch = group[start : start + self.batch_size]
+            for start in range(0, len(group), self.transformers_batch_size):
+                batch = group[start : start + self.transformers_batch_size]
                 completions = self._generate_batch([prompts[i] for i in batch], requests[batch[0]])
                 for i, completion in zip(batch, completions, strict=True):
                     results[i] = completion.model_copy(update={"text": primers[i] + completion.text})

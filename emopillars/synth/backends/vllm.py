@@ -24,7 +24,7 @@ from concurrent.futures import Future
 from ctypes.util import find_library
 from typing import Any
 
-from pydantic import Field, PrivateAttr
+from pydantic import Field, PrivateAttr, field_validator
 
 from emopillars.synth.backends.base import Backend, Completion, Request, require, resolve_dtype
 from emopillars.synth.backends.engine import ChatEngine
@@ -84,13 +84,21 @@ def _unless_set(defaults: dict[str, str]) -> dict[str, str]:
 class VllmBackend(Backend):
     """One `AsyncLLM` with the model's chat template; requests are answered as they finish."""
 
-    dtype: str = Field("auto", description="auto: float32 on CPU, bfloat16 on GPU.")
-    tensor_parallel_size: int = Field(1, ge=1)
-    gpu_memory_utilization: float | None = Field(None, gt=0.0, le=1.0, description="None: vLLM's default.")
-    max_model_len: int | None = Field(
-        4096, ge=256, description="None: the model's own maximum (on the CPU, at most 4096 unless set)."
+    dtype: str = Field("auto", description="Model dtype; auto picks float32 on CPU, bfloat16 on GPU.")
+    tensor_parallel_size: int = Field(1, ge=1, description="GPUs per vLLM engine.")
+    gpu_memory_utilization: float | None = Field(
+        None, gt=0.0, le=1.0, description="vLLM memory share; None: vLLM's default."
     )
-    enforce_eager: bool = Field(False, description="No torch.compile: faster engine start, slower generation.")
+    max_model_len: int | None = Field(
+        4096, ge=256, description="vLLM context length (bounds the CPU step budget); None: the model's own maximum."
+    )
+    enforce_eager: bool = Field(
+        False, description="vLLM without torch.compile: engines start faster and generate slower (short runs, tests)."
+    )
+    engine_kwargs: dict[str, Any] = Field(
+        default_factory=dict,
+        description='Any other vLLM engine argument (AsyncEngineArgs), e.g. {"max_num_seqs": 64}.',
+    )
 
     _engine: ChatEngine | None = PrivateAttr(None)
     _loop: asyncio.AbstractEventLoop | None = PrivateAttr(None)
@@ -114,7 +122,17 @@ class VllmBackend(Backend):
             options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
         if self.gpu_memory_utilization is not None:
             options["gpu_memory_utilization"] = self.gpu_memory_utilization
-        return options
+        return options | self.engine_kwargs
+
+    @field_validator("engine_kwargs")
+    @classmethod
+    def _not_an_option(cls, kwargs: dict[str, Any]) -> dict[str, Any]:
+        """An engine argument with its own option is set there (one place per setting)."""
+        taken = sorted(set(kwargs) & (set(cls.model_fields) | {"model"}))
+        if taken:
+            flags = ", ".join("--" + name.replace("_", "-") for name in taken)
+            raise ValueError(f"{', '.join(taken)} has its own option ({flags}), not engine_kwargs")
+        return kwargs
 
     def load(self) -> None:
         if self._engine is not None:

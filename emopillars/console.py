@@ -1,0 +1,44 @@
+"""What a run shows on the terminal: log levels and progress bars, switched by `-v`/`-q` and `--no-progress`.
+
+The CLI (`options.py`) flips these switches; library code (backends, the embedder) reads them. They
+live apart from the CLI so reading them imports no typer.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+
+
+def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """The project's own logs at INFO (DEBUG with -v, WARNING with -q); other libraries at WARNING unless -v."""
+    logging.basicConfig(format="%(asctime)s %(levelname)s %(name)s: %(message)s", datefmt="%H:%M:%S")
+    logging.getLogger().setLevel(logging.INFO if verbose else logging.WARNING)
+    level = logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO
+    logging.getLogger("emopillars").setLevel(level)
+
+
+def progress_bars_disabled() -> bool:
+    """Whether `--no-progress` (or the user's own TQDM_DISABLE) turned the bars off."""
+    return os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")
+
+
+def disable_progress_bars() -> None:
+    """Silence every progress bar: ours and the ones transformers, datasets and huggingface_hub draw."""
+    os.environ["TQDM_DISABLE"] = "1"  # tqdm reads TQDM_<ARG> as the default of every bar it creates
+    os.environ["HF_HUB_DISABLE_PROGRESS_BARS"] = "1"
+    os.environ["HF_DATASETS_DISABLE_PROGRESS_BARS"] = "1"
+    # Libraries already imported read their switch only at import: tell them directly.
+    if "transformers" in sys.modules:
+        from transformers.utils import logging as hf_logging
+
+        hf_logging.disable_progress_bar()
+    if "datasets" in sys.modules:
+        import datasets
+
+        datasets.disable_progress_bars()
+    if "huggingface_hub" in sys.modules:
+        import huggingface_hub
+
+        huggingface_hub.utils.disable_progress_bars()
