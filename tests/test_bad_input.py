@@ -80,27 +80,17 @@ class Tally:
 
 @pytest.fixture
 def tally(record_property, tmp_path):
-    tallies: list[Tally] = []
-
-    def make(what: str) -> Tally:
-        tallies.append(Tally(what, record_property))
-        return tallies[-1]
-
-    yield make
-    for t in tallies:
+    made: list[Tally] = []
+    yield lambda what: made.append(Tally(what, record_property)) or made[-1]
+    for t in made:
         t.done()
     shutil.rmtree(tmp_path, ignore_errors=True)
 
 
 # --- strategies ---------------------------------------------------------------------------------------------
 
-scalars = (
-    st.none()
-    | st.booleans()
-    | st.integers(-(10**20), 10**20)
-    | st.floats()  # NaN, inf, -0.0 included
-    | st.text(max_size=20)
-)
+# floats: NaN, inf and -0.0 included
+scalars = st.none() | st.booleans() | st.integers(-(10**20), 10**20) | st.floats() | st.text(max_size=20)
 json_values = st.recursive(
     scalars,
     lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner, max_size=3),
@@ -249,34 +239,24 @@ def _table(rows: list[dict], suffix: str) -> bytes:
     return _jsonl(rows)
 
 
-@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv"])
+@pytest.mark.parametrize("suffix", [".jsonl", ".json", ".csv", ".parquet"])
 def test_training_files(tally, tmp_path, suffix):
     """Whole files through `datasets`, as `train --data FILE` reads them (slower: fewer inputs)."""
     t = tally(f"training data {suffix}")
+    if suffix == ".parquet":
+        import pyarrow as pa
+        import pyarrow.parquet as pq
+
+        pq.write_table(pa.Table.from_pylist(TRAIN_ROWS), tmp_path / "valid.parquet")
+        inputs = mutated((tmp_path / "valid.parquet").read_bytes())
+    else:
+        rows = damaged_rows(TRAIN_ROWS, TRAIN_SPECIAL).map(lambda rows: _table(rows, suffix))
+        inputs = st.one_of(mutated(_table(TRAIN_ROWS, suffix)), rows)
 
     @fuzz(25)
-    @given(st.one_of(mutated(_table(TRAIN_ROWS, suffix)), damaged_rows(TRAIN_ROWS, TRAIN_SPECIAL).map(
-        lambda rows: _table(rows, suffix))))  # fmt: skip
+    @given(inputs)
     def check(data: bytes) -> None:
         path = t.fresh(tmp_path) / f"data{suffix}"
-        path.write_bytes(data)
-        t.check(lambda: load_splits(TrainConfig(data=str(path))), path)
-
-    check()
-
-
-def test_training_parquet(tally, tmp_path):
-    import pyarrow as pa
-    import pyarrow.parquet as pq
-
-    t = tally("training data .parquet")
-    valid = tmp_path / "valid.parquet"
-    pq.write_table(pa.Table.from_pylist(TRAIN_ROWS), valid)
-
-    @fuzz(25)
-    @given(mutated(valid.read_bytes()))
-    def check(data: bytes) -> None:
-        path = t.fresh(tmp_path) / "data.parquet"
         path.write_bytes(data)
         t.check(lambda: load_splits(TrainConfig(data=str(path))), path)
 

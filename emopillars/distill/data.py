@@ -207,11 +207,9 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
     if column is None:
         raise EmopillarsError(f"{p}: missing column 'utterance' or 'text' (has {sorted(rows[0][1])})")
     for where, row in rows:
-        for name in (column, "context", "character_description"):
-            if not isinstance(row.get(name, ""), (str, type(None))):
-                raise EmopillarsError(f"{where}: '{name}' is {type(row[name]).__name__}, not text")
-        if not isinstance(row.get(column), str):
-            raise EmopillarsError(f"{where}: no '{column}'")
+        for name in (column, "context", "character_description"):  # the text must be there, the others may not
+            if not isinstance(row.get(name), str) and (name == column or row.get(name) is not None):
+                raise EmopillarsError(f"{where}: '{name}' is {str(row.get(name))[:40]!r}, not text")
     texts = [row[column] for _, row in rows]
     has_context = any(row.get("context") for _, row in rows)
     contexts = [pair_context(row.get("context"), row.get("character_description")) for _, row in rows]
@@ -296,12 +294,7 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
     dropped = 0
     for n, row in kept:
         at = f"{where}: row {n}"
-        text = row.get(text_col)
-        if not isinstance(text, str) or not text.strip():
-            raise EmopillarsError(f"{at}: empty '{text_col}'")
-        for column in (context_col, "character_description", "split"):
-            if row.get(column) is not None and not isinstance(row[column], str):
-                raise EmopillarsError(f"{at}: '{column}' is {type(row[column]).__name__}, not text")
+        text = _row_text(row, text_col, context_col, at)
         hard = None
         if hard_col and row.get(hard_col) is not None:
             names = _label_names(row[hard_col], at, labels)
@@ -325,7 +318,7 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
             # A distribution over classes; gold is its argmax (one class per row).
             soft = soft / soft.sum()
             hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
-        texts.append(text.strip())
+        texts.append(text)
         contexts.append(pair_context(row.get(context_col), row.get("character_description")))
         targets.append(soft)
         gold.append(hard)
@@ -352,6 +345,17 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
         "label_counts_train": {name: int(c) for name, c in zip(labels, result.train.gold.sum(0), strict=True)},
     }
     return result
+
+
+def _row_text(row: dict, text_col: str, context_col: str, at: str) -> str:
+    """The row's stripped text, once its text, context, description and split cells are checked to be text."""
+    text = row.get(text_col)
+    if not isinstance(text, str) or not text.strip():
+        raise EmopillarsError(f"{at}: empty '{text_col}'")
+    for column in (context_col, "character_description", "split"):
+        if row.get(column) is not None and not isinstance(row[column], str):
+            raise EmopillarsError(f"{at}: '{column}' is {type(row[column]).__name__}, not text")
+    return text.strip()
 
 
 def _column(row: dict, candidates: tuple[str, ...], where: str) -> str:
