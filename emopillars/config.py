@@ -38,8 +38,9 @@ def read_config_file(path: Path) -> dict[str, Any]:
     try:
         text = path.read_text(encoding="utf-8")
         data = yaml.safe_load(text) if path.suffix in {".yaml", ".yml"} else json.loads(text)
-    except (ValueError, yaml.YAMLError) as exc:  # UnicodeDecodeError and JSONDecodeError are ValueErrors
-        raise EmopillarsError(f"config file {path} is not valid JSON/YAML: {exc}") from None
+    except (ValueError, RecursionError, yaml.YAMLError) as exc:  # UnicodeDecodeError, JSONDecodeError: ValueErrors
+        reason = " ".join(str(exc).split())[:200]  # YAML's messages span lines
+        raise EmopillarsError(f"config file {path} is not valid JSON/YAML: {reason}") from None
     if not isinstance(data, dict):
         raise EmopillarsError(f"config file {path} must hold a mapping of option names to values")
     return data
@@ -51,9 +52,9 @@ def describe_validation_error(exc: ValidationError, where: str) -> str:
     for err in exc.errors():
         field = ".".join(str(p) for p in err["loc"]) or "config"
         got = err.get("input")
-        shown = "" if isinstance(got, dict) else f" (got {got!r})"
+        shown = "" if isinstance(got, dict) else f" (got {repr(got)[:80]})"
         parts.append(f"{field}: {err['msg']}{shown}")
-    return f"{where}: " + "; ".join(parts)
+    return " ".join(f"{where}: {'; '.join(parts)}".split())  # one line, whatever the messages hold
 
 
 def save_config(config: BaseModel, path: Path) -> None:

@@ -102,11 +102,27 @@ def _given(ctx: typer.Context, name: str) -> bool:
     return source is not None and source.name in GIVEN
 
 
+def read_options_file(path: Path, fields: set[str], renamed: dict[str, str]) -> dict[str, Any]:
+    """The option values a `--config` file sets (old spellings renamed); a key that is no option is a one-line error."""
+    data = {renamed.get(key, key): value for key, value in read_config_file(path).items()}
+    unknown = sorted(set(data) - fields, key=str)
+    if unknown:
+        shown = [key if len(str(key)) <= 60 else f"{str(key)[:60]}..." for key in unknown[:10]]
+        raise EmopillarsError(f"config file {path}: unknown option(s) {shown}")
+    return data
+
+
 def build_config(
-    model: type[BaseModel], ctx: typer.Context, values: dict[str, Any], file_data: dict[str, Any]
+    model: type[BaseModel],
+    ctx: typer.Context,
+    values: dict[str, Any],
+    file_data: dict[str, Any],
+    source: Path | None = None,
 ) -> BaseModel:
-    """`model` from the file's keys that are its fields, then the flags the user typed (flags win)."""
+    """`model` from the file's keys that are its fields, then the flags the user typed (flags win); an invalid
+    value is a one-line error naming the config file `source` when the value came from it."""
     data = {k: v for k, v in file_data.items() if k in model.model_fields}
+    flags = set()
     for name in model.model_fields:
         for key in (name + ALIAS_SUFFIX, name):  # the new spelling wins over the old one
             if key in values and _given(ctx, key):
@@ -117,10 +133,15 @@ def build_config(
                     except json.JSONDecodeError as exc:
                         raise EmopillarsError(f"--{name.replace('_', '-')}: not valid JSON ({exc.msg})") from None
                 data[name] = tuple(value) if isinstance(value, list) else value
+                flags.add(name)
     try:
         return model.model_validate(data)
     except ValidationError as exc:
-        raise EmopillarsError(describe_validation_error(exc, f"invalid {model.__name__}")) from None
+        bad = {str(err["loc"][0]) for err in exc.errors() if err["loc"]}
+        where = f"invalid {model.__name__}"
+        if source is not None and bad and not bad & flags:
+            where = f"config file {source}: {where}"
+        raise EmopillarsError(describe_validation_error(exc, where)) from None
 
 
 def config_options(
@@ -148,12 +169,9 @@ def config_options(
         def command(ctx: typer.Context, **values: Any) -> Any:
             if _given(ctx, "verbose") or _given(ctx, "quiet"):
                 setup_logging(values["verbose"], values["quiet"])
-            file_data = read_config_file(values["config"]) if values["config"] else {}
-            file_data = {renamed.get(key, key): value for key, value in file_data.items()}
-            unknown = sorted(set(file_data) - fields)
-            if unknown:
-                raise EmopillarsError(f"config file {values['config']}: unknown option(s) {unknown}")
-            built = {name: build_config(model, ctx, values, file_data) for name, model in slots.items()}
+            source = values["config"]
+            file_data = read_options_file(source, fields, renamed) if source else {}
+            built = {name: build_config(model, ctx, values, file_data, source) for name, model in slots.items()}
             progress = next((c.progress for c in built.values() if "progress" in type(c).model_fields), None)
             if not (values.get("progress", True) if progress is None else progress):
                 disable_progress_bars()

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any, Literal, get_args
 
 from emopillars.errors import EmopillarsError
-from emopillars.jsonl import json_objects
+from emopillars.jsonl import json_objects, loads
 
 log = logging.getLogger(__name__)
 
@@ -180,6 +180,8 @@ def load_dataset(source: str | Path, config: str | None = None, split: str | Non
     if builder == "json" and located.suffix.lower() == ".jsonl":
         for _ in jsonl_rows(located):  # one line per error, with its number, before datasets parses it
             pass
+    elif builder == "json":  # a whole-file JSON document: checked as strictly before datasets reads it
+        loads(read_text(located), str(located))
     return _guarded(str(located), lambda: datasets.load_dataset(builder, data_files=str(located), split="train"))
 
 

@@ -35,6 +35,7 @@ from emopillars.sources import (
     SPLIT_ALIASES,
     SPLITS,
     dataset_parts,
+    first_line,
     is_saved_dataset,
     load_dataset,
     read_text,
@@ -177,8 +178,14 @@ def read_dataset(path: str | Path, config: str | None = None, split: str | None 
 
 def read_records(path: str | Path, cfg: TrainConfig | None = None) -> list[dict]:
     """Rows of `path` (see `read_dataset`); `cfg` picks the Hub configuration and split."""
+    import pyarrow as pa
+
     config, split = (cfg.data_config, cfg.data_split) if cfg is not None else (None, None)
-    return records_from_dataset(read_dataset(path, config, split), cfg)
+    dataset = read_dataset(path, config, split)
+    try:
+        return records_from_dataset(dataset, cfg)
+    except (UnicodeDecodeError, pa.ArrowException) as exc:  # a damaged file datasets opened: its rows do not decode
+        raise EmopillarsError(f"cannot read {path}: {first_line(exc)}") from None
 
 
 def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
@@ -188,15 +195,19 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
         raise EmopillarsError(f"input file not found: {p}")
     if p.suffix not in {".jsonl", ".csv"}:
         return [line.strip() for line in read_text(p).splitlines() if line.strip()], None
-    rows = [row for _, row in table_rows(p)]
+    rows = list(table_rows(p))
     if not rows:
         raise EmopillarsError(f"{p} holds no rows")
-    column = next((c for c in TEXT_COLUMNS if c in rows[0]), None)
+    column = next((c for c in TEXT_COLUMNS if c in rows[0][1]), None)
     if column is None:
-        raise EmopillarsError(f"{p}: missing column 'utterance' or 'text' (has {sorted(rows[0])})")
-    texts = [str(r[column]) for r in rows]
-    has_context = any(r.get("context") for r in rows)
-    contexts = [pair_context(r.get("context"), r.get("character_description")) for r in rows]
+        raise EmopillarsError(f"{p}: missing column 'utterance' or 'text' (has {sorted(rows[0][1])})")
+    for where, row in rows:
+        for name in (column, "context", "character_description"):  # the text must be there, the others may not
+            if not isinstance(row.get(name), str) and (name == column or row.get(name) is not None):
+                raise EmopillarsError(f"{where}: '{name}' is {str(row.get(name))[:40]!r}, not text")
+    texts = [row[column] for _, row in rows]
+    has_context = any(row.get("context") for _, row in rows)
+    contexts = [pair_context(row.get("context"), row.get("character_description")) for _, row in rows]
     return texts, contexts if has_context else None
 
 
@@ -204,19 +215,26 @@ def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
 
 
 def _soft_vector(value: Any, labels: tuple[str, ...], where: str) -> np.ndarray:
+    """A row's scores in `labels` order; each must be a number in [0, 1] (BCE on 1.7 or NaN trains on nonsense)."""
     if isinstance(value, str):  # CSV cells hold JSON
         try:
             value = json.loads(value)
         except json.JSONDecodeError:
             raise EmopillarsError(f"{where}: soft_labels is not JSON: {value[:60]!r}") from None
     if isinstance(value, dict):
-        unknown = sorted(set(value) - set(labels) - set(LABELS))
+        unknown = sorted(set(value) - set(labels) - set(LABELS), key=str)
         if unknown:
             raise EmopillarsError(f"{where}: soft_labels has label(s) {unknown} outside {list(labels)}")
-        return np.array([float(value.get(name) or 0.0) for name in labels], dtype=np.float32)
-    if isinstance(value, (list, tuple)) and len(value) == len(labels):
-        return np.asarray(value, dtype=np.float32)
-    raise EmopillarsError(f"{where}: soft_labels must be an object label->score or {len(labels)} floats")
+        scores = [(name, value.get(name)) for name in labels]
+    elif isinstance(value, (list, tuple)) and len(value) == len(labels):
+        scores = list(zip(labels, value, strict=True))
+    else:
+        raise EmopillarsError(f"{where}: soft_labels must be an object label->score or {len(labels)} floats")
+    for name, score in scores:
+        number = score is None or (isinstance(score, (int, float, np.number)) and not isinstance(score, bool))
+        if not number or not (score is None or 0.0 <= score <= 1.0):  # NaN fails both comparisons
+            raise EmopillarsError(f"{where}: soft_labels[{name!r}] is {score!r}, not a score between 0 and 1")
+    return np.array([score or 0.0 for _, score in scores], dtype=np.float32)
 
 
 def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> Splits:
@@ -236,24 +254,22 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
     labels = tuple(cfg.labels)
 
     if cfg.mode == "contextual":
-        kept = [r for r in records if r.get(context_col)]
+        kept = [(n, r) for n, r in enumerate(records, 1) if r.get(context_col)]
         if not kept:
             raise EmopillarsError(f"{where}: mode 'contextual' needs rows with a non-empty {context_col!r} column")
     else:
-        kept = records
+        kept = list(enumerate(records, 1))
     texts, contexts, targets, gold, splits = [], [], [], [], []
     dropped = 0
-    for n, row in enumerate(kept):
+    for n, row in kept:
         at = f"{where}: row {n}"
-        text = row.get(text_col)
-        if not isinstance(text, str) or not text.strip():
-            raise EmopillarsError(f"{at}: empty '{text_col}'")
+        text = _row_text(row, text_col, context_col, at)
         pair = _row_targets(row, hard_col, soft_col, cfg, at)
         if pair is None:  # single-label: none of this label set's classes, nothing to learn from the row
             dropped += 1
             continue
         soft, hard = pair
-        texts.append(text.strip())
+        texts.append(text)
         contexts.append(pair_context(row.get(context_col), row.get("character_description")))
         targets.append(soft)
         gold.append(hard)
@@ -264,12 +280,7 @@ def build_splits(records: list[dict], cfg: TrainConfig, where: str = "data") -> 
     bad = sorted({s for s in splits if s not in (None, "", *SPLITS)})
     if bad:
         raise EmopillarsError(f"{where}: column 'split' has value(s) {bad}; allowed: {', '.join(SPLIT_ALIASES)}")
-    data = Split(
-        texts,
-        contexts if cfg.mode == "contextual" else None,
-        np.stack(targets).clip(0.0, 1.0),
-        np.stack(gold),
-    )
+    data = Split(texts, contexts if cfg.mode == "contextual" else None, np.stack(targets), np.stack(gold))
     assignment = _assign_splits(splits, cfg)
     result = Splits(*(data.subset(np.flatnonzero(assignment == name)) for name in SPLITS))
     if len(result.train) == 0 or len(result.validation) == 0:
@@ -315,6 +326,17 @@ def _row_targets(
         soft = soft / soft.sum()
         hard = np.eye(len(labels), dtype=np.int8)[int(np.argmax(soft))]
     return soft, hard
+
+
+def _row_text(row: dict, text_col: str, context_col: str, at: str) -> str:
+    """The row's stripped text, once its text, context, description and split cells are checked to be text."""
+    text = row.get(text_col)
+    if not isinstance(text, str) or not text.strip():
+        raise EmopillarsError(f"{at}: empty '{text_col}'")
+    for column in (context_col, "character_description", "split"):
+        if row.get(column) is not None and not isinstance(row[column], str):
+            raise EmopillarsError(f"{at}: '{column}' is {type(row[column]).__name__}, not text")
+    return text.strip()
 
 
 def _column(row: dict, candidates: tuple[str, ...], where: str) -> str:

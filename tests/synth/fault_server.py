@@ -8,8 +8,12 @@ times that body has been seen, never on arrival order, so a run's faults are the
 
 Record once, against a real server (see tests/synth/conftest.py for the flags that work on the CPU):
 
-    python tests/synth/fault_server.py --upstream http://127.0.0.1:8000/v1 --record tests/synth/fixtures/answers.jsonl
-    emopillars synth --backend openai --base-url http://127.0.0.1:8100/v1 --model smollm2-135m ...
+    rm tests/synth/fixtures/openai_answers.jsonl
+    python tests/synth/fault_server.py --upstream http://127.0.0.1:8000/v1 \
+        --record tests/synth/fixtures/openai_answers.jsonl &
+    emopillars synth --backend openai --base-url http://127.0.0.1:8100/v1 --model smollm2-135m --out /tmp/rec \
+        --max-passages 1 --max-characters 2 --emotions-per-character 2 --contextless-per-example 1 \
+        --max-retries 1 --target-threshold 0 --seed 0      # FAULT_RUN of test_fault_server.py
 """
 
 from __future__ import annotations

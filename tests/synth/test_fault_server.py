@@ -33,7 +33,7 @@ FAULT_RUN = dict(
     max_passages=1, max_characters=2, emotions_per_character=2, contextless_per_example=1, max_retries=1,
     target_threshold=0.0, seed=0,
 )  # fmt: skip
-TIMEOUT = 1.0  # --request-timeout of the faulty runs; a hung request waits longer
+TIMEOUT = 2.0  # --request-timeout of the faulty runs (a healthy answer takes milliseconds); a hung one waits longer
 # The fault kinds as the client tells them apart (a truncated body and an HTML page are both malformed).
 CLIENT_KIND = {"http_500": "http_5xx", "http_429": "http_429", "drop": "connection", "hang": "timeout"}
 CLIENT_KIND |= {"truncated": "malformed_body", "not_json": "malformed_body"}
@@ -66,7 +66,7 @@ def healthy(answers, tmp_path_factory) -> tuple[Path, FaultServer]:
 
 def test_every_fault_kind_heals_into_the_same_examples(answers, healthy, tmp_path, record_property):
     healthy_out, healthy_server = healthy
-    with FaultServer(answers, seed=0, fault_rate=0.35, max_faults=2, hang_seconds=TIMEOUT + 1.5) as server:
+    with FaultServer(answers, seed=0, fault_rate=0.35, max_faults=2, hang_seconds=TIMEOUT + 2.0) as server:
         report = _synth(server, tmp_path)
     injected = sum(server.injected.values())
     print(f"{injected} faults injected ({dict(server.injected)}), {server.served} requests served")
