@@ -26,6 +26,7 @@ from typing import TypeVar
 from tqdm.auto import tqdm
 
 from emopillars import prompts
+from emopillars.console import progress_bars_disabled
 from emopillars.errors import EmopillarsError
 from emopillars.synth.backends import Backend, Completion
 from emopillars.synth.cache import CallCache, call_key
@@ -210,7 +211,9 @@ class Runner:
     def _bar(self, stage: str) -> tqdm:
         """The stage's bar; its total grows as items reach the stage."""
         if stage not in self.bars:
-            self.bars[stage] = tqdm(total=0, desc=f"{stage:<10}", position=len(self.bars), unit="item")
+            self.bars[stage] = tqdm(
+                total=0, desc=f"{stage:<10}", position=len(self.bars), unit="item", disable=progress_bars_disabled()
+            )
         bar = self.bars[stage]
         bar.total += 1
         bar.refresh()

@@ -41,3 +41,15 @@ def test_transport_errors_are_not_cached(tmp_path):
     cache = CallCache(tmp_path, "labels")
     cache.add([("a", Completion(text="", finish_reason="error", error="timeout"))])
     assert "a" not in cache and len(CallCache(tmp_path, "labels")) == 0
+
+
+def test_no_progress_hides_the_stage_bars_though_tqdm_was_imported_first(tmp_path, monkeypatch):
+    """tqdm reads TQDM_DISABLE only when it is imported; `--no-progress` sets it later, so the runner asks."""
+    from emopillars.synth.backends.openai import OpenAIBackend
+    from emopillars.synth.runner import Runner
+
+    backend = OpenAIBackend(base_url="http://127.0.0.1:9/v1", model="never-called")
+    monkeypatch.delenv("TQDM_DISABLE", raising=False)
+    assert not Runner(backend, tmp_path, 0, 1)._bar("labels").disable
+    monkeypatch.setenv("TQDM_DISABLE", "1")  # what `--no-progress` does (console.disable_progress_bars)
+    assert Runner(backend, tmp_path, 0, 1)._bar("labels").disable

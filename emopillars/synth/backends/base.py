@@ -23,6 +23,7 @@ from typing import Any, Literal
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
+from emopillars.console import progress_bars_disabled
 from emopillars.errors import EmopillarsError
 
 
@@ -101,7 +102,7 @@ class Backend(BaseModel, ABC):
             return []
         self.load()
         futures = [self.submit(r) for r in requests]
-        with tqdm(total=len(futures), desc=desc) as bar:
+        with tqdm(total=len(futures), desc=desc, disable=progress_bars_disabled()) as bar:
             for future in futures:
                 future.add_done_callback(lambda _: bar.update(1))
             return [f.result() for f in futures]

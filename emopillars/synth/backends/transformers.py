@@ -17,6 +17,7 @@ from typing import Any
 from pydantic import Field, PrivateAttr
 from tqdm.auto import tqdm
 
+from emopillars.console import progress_bars_disabled
 from emopillars.errors import EmopillarsError
 from emopillars.synth.backends.base import Backend, Batcher, Completion, Request, require, resolve_dtype
 
@@ -77,7 +78,7 @@ class TransformersBackend(Backend):
         if not requests:
             return []
         self.load()
-        with tqdm(total=len(requests), desc=desc) as bar:
+        with tqdm(total=len(requests), desc=desc, disable=progress_bars_disabled()) as bar:
             return self._answer(requests, bar.update)
 
     def _answer(self, requests: Sequence[Request], done: Callable[[int], None] = lambda n: None) -> list[Completion]:
