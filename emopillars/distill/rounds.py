@@ -19,17 +19,17 @@ from emopillars.distill.data import Split, Splits, read_texts
 from emopillars.errors import EmopillarsError
 
 if TYPE_CHECKING:
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
     from emopillars.distill.model import HeadInit
     from emopillars.distill.trainer import FitResult
+    from emopillars.inference.classifier import EmotionClassifier
 
 log = logging.getLogger(__name__)
 
 
 def load_teacher(cfg: TrainConfig, device: Any = None) -> EmotionClassifier:
     """`cfg.teacher` on `device` (this process's own, when several train); it must predict the student's labels."""
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     assert cfg.teacher is not None
     teacher = EmotionClassifier.from_pretrained(cfg.teacher, device=None if device is None else str(device))
@@ -75,9 +75,9 @@ def run_rounds(
     cfg: TrainConfig, data: Splits, teacher: EmotionClassifier | None, head_init: HeadInit | None, out: Path
 ) -> tuple[EmotionClassifier, FitResult, list[dict]]:
     """Every round of `cfg` (checkpoints under `out/checkpoints/round-N`): the best student, its run, a summary."""
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.model import load_classifier
     from emopillars.distill.trainer import evaluate, fit
+    from emopillars.inference.classifier import EmotionClassifier
 
     pool = load_pool(cfg) if cfg.rounds > 1 else None
     rounds: list[dict] = []

@@ -61,8 +61,8 @@ from emopillars.errors import EmopillarsError
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
+    from emopillars.inference.classifier import EmotionClassifier
 
 __all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate", "fit", "predict_logits", "train"]
 

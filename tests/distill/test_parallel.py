@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from emopillars.distill.classifier import EmotionClassifier
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.trainer import train
 from emopillars.errors import EmopillarsError
+from emopillars.inference.classifier import EmotionClassifier
 
 WORDS = {"joy": ["happy", "glad", "delighted"], "anger": ["furious", "angry", "mad"], "fear": ["scared", "afraid"]}
 TRAIN_ROWS, BATCH, EPOCHS = 90, 7, 2  # 13 batches an epoch: an odd count

@@ -9,12 +9,12 @@ import numpy as np
 import pytest
 import torch
 
-from emopillars.distill.classifier import EmotionClassifier
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.data import load_splits
 from emopillars.distill.model import head_linear
 from emopillars.distill.trainer import fit, train
 from emopillars.errors import EmopillarsError
+from emopillars.inference.classifier import EmotionClassifier
 from emopillars.taxonomy import LABEL2ID, LABELS
 
 
