@@ -77,7 +77,7 @@ def test_resume_from_checkpoint_continues_exactly(minilm: tuple, tmp_path: Path,
 
     model.load_state_dict(initial)
     first = fit(_resume_cfg(tmp_path, synth_dir, fast, 2), model, tok, data, run_dir=tmp_path / "ck")
-    assert first.steps == 2 and (tmp_path / "ck" / "state.pt").is_file()
+    assert first.steps == 2 and (tmp_path / "ck" / "state.json").is_file()
     model.load_state_dict(initial)  # resume must not depend on the in-memory weights
     resumed = fit(_resume_cfg(tmp_path, synth_dir, fast, 4, resume=True), model, tok, data, run_dir=tmp_path / "ck")
     assert [h["step"] for h in resumed.history] == [1, 2, 3, 4]
