@@ -19,22 +19,23 @@ from emopillars.errors import EmopillarsError
 from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
-    from emopillars.distill.classifier import EmotionClassifier
-    from emopillars.distill.config import PredictConfig, TrainConfig
+    from emopillars.distill.config import TrainConfig
     from emopillars.distill.outputs import TrainResult
     from emopillars.distill.trainer import train
     from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
     from emopillars.downstream.evaluate import evaluate
     from emopillars.downstream.finetune import FinetuneResult, finetune
     from emopillars.hub import push
+    from emopillars.inference.classifier import EmotionClassifier
+    from emopillars.inference.config import PredictConfig
     from emopillars.synth.config import SynthConfig
     from emopillars.synth.pipeline import synthesize
 
 __version__ = "0.1.0"
 # torch-heavy API is imported on first use so `import emopillars` and the CLI stay fast.
 _LAZY = {
-    "EmotionClassifier": "emopillars.distill.classifier",
-    "PredictConfig": "emopillars.distill.config",
+    "EmotionClassifier": "emopillars.inference.classifier",
+    "PredictConfig": "emopillars.inference.config",
     "TrainConfig": "emopillars.distill.config",
     "TrainResult": "emopillars.distill.outputs",
     "train": "emopillars.distill.trainer",

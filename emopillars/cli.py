@@ -16,11 +16,12 @@ import typer
 
 from emopillars import __version__
 from emopillars.console import setup_logging
-from emopillars.distill.config import DemoConfig, ExportConfig, PredictConfig, TrainConfig
+from emopillars.distill.config import DemoConfig, TrainConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.downstream.tasks import titles
 from emopillars.errors import EmopillarsError
 from emopillars.hub import HubOptions
+from emopillars.inference.config import ExportConfig, PredictConfig
 from emopillars.options import config_options
 from emopillars.synth.config import SynthConfig, TeacherEvalConfig
 
@@ -124,8 +125,8 @@ def predict(
     cfg: PredictConfig, texts: Annotated[list[str] | None, typer.Argument(help="Texts to label.")] = None
 ) -> None:
     """Label texts: one JSON object per text with thresholded `labels` and all `scores`."""
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.data import read_texts
+    from emopillars.inference.classifier import EmotionClassifier
 
     items, contexts = list(texts or []), None
     if cfg.input is not None:
@@ -154,7 +155,7 @@ def predict(
 @config_options(aliases=OUTPUT_ALIAS)
 def export(cfg: ExportConfig) -> None:
     """Export a model folder to ONNX for onnxruntime (`predict --model OUT` runs it without torch)."""
-    from emopillars.distill.export import export_onnx
+    from emopillars.inference.export import export_onnx
 
     summary = export_onnx(cfg.model, cfg.out, cfg.quantize)
     size = summary["onnx_bytes"] / 2**20

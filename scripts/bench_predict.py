@@ -65,7 +65,7 @@ def _run(method: str, model: str, texts: list[str], batch_size: int, max_length:
             return pipe(items, batch_size=batch_size, truncation=True, max_length=max_length)
 
     else:  # torch, onnx-fp32, onnx-int8: `model` is the matching folder
-        from emopillars.distill.classifier import EmotionClassifier
+        from emopillars.inference.classifier import EmotionClassifier
 
         clf = EmotionClassifier.from_pretrained(model)
         clf.max_length = max_length
@@ -123,8 +123,8 @@ def default_model(folder: Path) -> str:
     """A 28-label classifier over the embedded MiniLM (the shape `emopillars train` writes)."""
     import torch
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.model import load_classifier
+    from emopillars.inference.classifier import EmotionClassifier
     from emopillars.taxonomy import LABELS
 
     torch.manual_seed(0)
@@ -148,7 +148,7 @@ def main() -> None:
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--max-length", type=int, default=128)
     args = parser.parse_args()
-    from emopillars.distill.export import export_onnx
+    from emopillars.inference.export import export_onnx
 
     texts = make_texts(args.n)
     with tempfile.TemporaryDirectory() as tmp:

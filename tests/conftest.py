@@ -55,8 +55,8 @@ def train_planted(out: Path, steps: int = 20) -> Path:
     """
     import torch
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.model import head_linear, load_classifier
+    from emopillars.inference.classifier import EmotionClassifier
     from emopillars.taxonomy import LABELS
 
     torch.manual_seed(0)

@@ -18,9 +18,10 @@ from typer.testing import CliRunner
 
 from emopillars.cli import app
 from emopillars.config import StrictModel
-from emopillars.distill.config import PredictConfig, TrainConfig
+from emopillars.distill.config import TrainConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.hub import HubOptions
+from emopillars.inference.config import PredictConfig
 from emopillars.options import config_options
 from emopillars.synth.config import SynthConfig
 

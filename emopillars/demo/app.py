@@ -26,7 +26,7 @@ SHOWN_EXAMPLES = 50  # cards rendered per filter; the count line says how many m
 
 @lru_cache(maxsize=2)
 def load_classifier(path: str) -> Any:
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     return EmotionClassifier.from_pretrained(path.strip())
 

@@ -15,10 +15,10 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from torch import nn
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
     from emopillars.distill.data import Splits
     from emopillars.distill.losses import Objective
+    from emopillars.inference.classifier import EmotionClassifier
 
 
 @dataclass

@@ -21,9 +21,9 @@ from emopillars.distill.model import predict_logits
 if TYPE_CHECKING:
     from accelerate import Accelerator, PartialState
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
     from emopillars.distill.data import Split
+    from emopillars.inference.classifier import EmotionClassifier
 
 log = logging.getLogger(__name__)
 

@@ -18,15 +18,15 @@ from emopillars.distill.data import Split, read_texts
 from emopillars.errors import EmopillarsError
 
 if TYPE_CHECKING:
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
+    from emopillars.inference.classifier import EmotionClassifier
 
 log = logging.getLogger(__name__)
 
 
 def load_teacher(cfg: TrainConfig, device: Any = None) -> EmotionClassifier:
     """`cfg.teacher` on `device` (this process's own, when several train); it must predict the student's labels."""
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     assert cfg.teacher is not None
     teacher = EmotionClassifier.from_pretrained(cfg.teacher, device=None if device is None else str(device))

@@ -66,8 +66,8 @@ from emopillars.errors import EmopillarsError
 if TYPE_CHECKING:
     from accelerate import Accelerator
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.config import TrainConfig
+    from emopillars.inference.classifier import EmotionClassifier
 
 __all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate_split", "fit", "predict_logits", "train"]
 
@@ -170,7 +170,7 @@ def _step(
 def _check_finite(loss: float, step: int, run_dir: Path | None) -> None:
     """Stop on a NaN/inf loss before the optimizer spreads it into the weights (every process sees the same mean)."""
     if not math.isfinite(loss):
-        saved = run_dir is not None and (run_dir / "state.pt").is_file()
+        saved = run_dir is not None and (run_dir / "state.json").is_file()
         kept = f"; the last good checkpoint is kept in {run_dir}" if saved else ""
         raise EmopillarsError(f"training loss became {loss} at step {step} (try a lower --lr){kept}")
 
@@ -223,7 +223,7 @@ def fit(
     """Train `model` on `data.train`, evaluate on `data.validation`, keep the best weights.
 
     With `run_dir`, checkpoints (model, optimizer, schedule, progress, best, rng) go to
-    `run_dir/state.pt` (+ `best.pt`) and `cfg.resume` continues from them exactly.
+    `run_dir/state.json` (+ `best.safetensors`) and `cfg.resume` continues from them exactly.
     """
     from accelerate.utils import set_seed
     from tqdm.auto import tqdm
@@ -319,7 +319,7 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
     Returns:
         A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
     """
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     out = Path(cfg.out)
     processes = process_state()

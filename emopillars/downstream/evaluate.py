@@ -24,8 +24,8 @@ from emopillars.labels import label_matrix
 from emopillars.sources import split_name
 
 if TYPE_CHECKING:
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.data import Split
+    from emopillars.inference.classifier import EmotionClassifier
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +104,7 @@ def evaluate(cfg: EvaluateConfig, clf: EmotionClassifier | None = None) -> dict[
         {"model", "task", "data", "split", "n", "metrics", "references"}; `metrics` as
         `distill.metrics.prediction_metrics`, `references` the published numbers for the task with sources.
     """
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     clf = clf or EmotionClassifier.from_pretrained(cfg.model)
     task = get_task(cfg.task) if cfg.task else None

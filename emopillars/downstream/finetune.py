@@ -62,8 +62,8 @@ def finetune(cfg: FinetuneConfig) -> FinetuneResult:
     Writes to `cfg.out` what `train` writes (model folder, metrics.json, card, plots) plus
     `finetune_config.json` (read back by `evaluate` for the context size and split seed).
     """
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.trainer import train
+    from emopillars.inference.classifier import EmotionClassifier
 
     task = get_task(cfg.task)
     options = cfg.read_options()

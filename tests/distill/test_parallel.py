@@ -12,10 +12,10 @@ from pathlib import Path
 
 import pytest
 
-from emopillars.distill.classifier import EmotionClassifier
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.trainer import train
 from emopillars.errors import EmopillarsError
+from emopillars.inference.classifier import EmotionClassifier
 
 WORDS = {"joy": ["happy", "glad", "delighted"], "anger": ["furious", "angry", "mad"], "fear": ["scared", "afraid"]}
 TRAIN_ROWS, BATCH, EPOCHS = 90, 7, 2  # 13 batches an epoch: an odd count
@@ -72,7 +72,7 @@ def test_two_processes_take_half_the_steps_and_write_once(tiny: Path, tmp_path: 
     report = json.loads((out / "metrics.json").read_text())
     assert report["training"]["processes"] == 2 and report["training"]["steps"] == half
     assert {"task", "kd"} <= set(report["history"][0])
-    assert (out / "checkpoints" / "round-0" / "state.pt").is_file()
+    assert (out / "checkpoints" / "round-0" / "state.json").is_file()
     predicted = EmotionClassifier.from_pretrained(out).predict(["I am so happy", "I am so scared"])
     assert all(0.0 <= s <= 1.0 for p in predicted for s in p["scores"].values())
 

@@ -10,12 +10,12 @@ import numpy as np
 import pytest
 import torch
 
-from emopillars.distill.classifier import EmotionClassifier
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.data import load_splits
 from emopillars.distill.model import head_linear
 from emopillars.distill.trainer import fit, train
 from emopillars.errors import EmopillarsError
+from emopillars.inference.classifier import EmotionClassifier
 from emopillars.taxonomy import LABEL2ID, LABELS
 
 
@@ -78,7 +78,7 @@ def test_resume_from_checkpoint_continues_exactly(minilm: tuple, tmp_path: Path,
 
     model.load_state_dict(initial)
     first = fit(_resume_cfg(tmp_path, synth_dir, fast, 2), model, tok, data, run_dir=tmp_path / "ck")
-    assert first.steps == 2 and (tmp_path / "ck" / "state.pt").is_file()
+    assert first.steps == 2 and (tmp_path / "ck" / "state.json").is_file()
     model.load_state_dict(initial)  # resume must not depend on the in-memory weights
     resumed = fit(_resume_cfg(tmp_path, synth_dir, fast, 4, resume=True), model, tok, data, run_dir=tmp_path / "ck")
     assert [h["step"] for h in resumed.history] == [1, 2, 3, 4]

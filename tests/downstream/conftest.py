@@ -26,8 +26,8 @@ def init28(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A 28-label emopillars model folder (MiniLM encoder, seeded head) to fine-tune from."""
     import torch
 
-    from emopillars.distill.classifier import EmotionClassifier
     from emopillars.distill.model import load_classifier
+    from emopillars.inference.classifier import EmotionClassifier
     from emopillars.taxonomy import LABELS
 
     torch.manual_seed(0)

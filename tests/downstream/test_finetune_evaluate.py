@@ -30,7 +30,7 @@ def _cli(*args: str) -> subprocess.CompletedProcess:
 
 def _sklearn_on_predict(model: Path, task: str) -> dict[str, float]:
     """The task's metrics computed here, independently: scikit-learn on `predict`'s labels."""
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     t = TASKS[task]
     clf = EmotionClassifier.from_pretrained(model)
@@ -57,7 +57,7 @@ def _sklearn_on_predict(model: Path, task: str) -> dict[str, float]:
 
 @pytest.mark.parametrize("task", list(TASKS))
 def test_finetune_then_evaluate_equals_sklearn_on_predict(finetuned, task: str) -> None:
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     model, report = finetuned(task)
     t = TASKS[task]

@@ -7,7 +7,7 @@ Public API (stable):
         (single_label); scores: every label's probability (sigmoid or softmax).
     clf.predict_proba(texts, contexts=None) -> np.ndarray (N, L)
     clf.explain(texts, contexts=None, label=None) -> list[{"text", "context", "explanations": [...]}]
-        Integrated Gradients word attributions (see `distill/explain.py`); torch models only.
+        Integrated Gradients word attributions (see `inference/explain.py`); torch models only.
     clf.save_pretrained(path)
     clf.predict_pipeline(texts, contexts=None) -> list[list[{"label", "score"}]]  # transformers' shape
     clf.labels, clf.thresholds (np.ndarray (L,)), clf.mode, clf.problem_type, clf.model, clf.tokenizer,
@@ -16,7 +16,7 @@ Public API (stable):
 The folder is a plain `save_pretrained` one: `transformers.pipeline("text-classification",
 model=path, top_k=None)` loads it; `config.emopillars` holds mode, problem_type, thresholds and
 max_length (thresholds also in thresholds.json). A folder written by `emopillars export` holds
-`model.onnx` instead of weights and runs on onnxruntime (`distill/onnx_model.py`): no torch model is
+`model.onnx` instead of weights and runs on onnxruntime (`inference/onnx_model.py`): no torch model is
 loaded, and `clf.model` / `clf.tokenizer` are an `OnnxModel` and a `tokenizers.Tokenizer`.
 """
 
@@ -62,12 +62,12 @@ class EmotionClassifier:
         """Load a model folder written by `save_pretrained` or `emopillars export` (runs on onnxruntime; `device`
         is ignored), or a Hub id (`org/name[@revision]`) through huggingface_hub's cache (any HF sequence
         classifier works: thresholds 0.5)."""
-        from emopillars.distill.onnx_model import ONNX_FILE
         from emopillars.hub import resolve_model
+        from emopillars.inference.onnx_model import ONNX_FILE
 
         folder = resolve_model(path, revision)
         if (folder / ONNX_FILE).is_file():
-            from emopillars.distill.onnx_model import OnnxModel
+            from emopillars.inference.onnx_model import OnnxModel
 
             model = OnnxModel(folder)
             tokenizer = model.tokenizer
@@ -91,7 +91,7 @@ class EmotionClassifier:
     @property
     def backend(self) -> str:
         """Which runtime runs the model: "torch" (transformers) or "onnx" (an exported folder)."""
-        from emopillars.distill.onnx_model import OnnxModel
+        from emopillars.inference.onnx_model import OnnxModel
 
         return "onnx" if isinstance(self.model, OnnxModel) else "torch"
 
@@ -180,12 +180,32 @@ class EmotionClassifier:
         label: str | None = None,
         steps: int = 128,
     ) -> list[dict[str, Any]]:
-        """Word attributions for the predicted labels (or `label`) of each text: see `distill/explain.py`."""
-        from emopillars.distill.explain import explain
+        """Per text: {"text", "context", "explanations": [{"label", "score", "baseline_score", "delta",
+        "words": [{"word", "start", "end", "attribution"}], "context_words": [...]}]}: Integrated Gradients
+        (`inference/explain.py`) for `label` when given, else every predicted label, else the top-scoring one."""
+        from emopillars.distill.metrics import decide
+        from emopillars.inference.explain import attribute
 
         if self.backend == "onnx":
             raise EmopillarsError("explanations need the torch model: use the folder the export was made from")
         if label is not None and label not in self.labels:
             raise EmopillarsError(f"unknown label {label!r}; the model's labels are {list(self.labels)}")
         texts, contexts = self._inputs(texts, contexts)
-        return explain(self, texts, contexts, label, steps)
+        single = self.problem_type == "single_label"
+        probs = self.predict_proba(texts, contexts)
+        chosen = decide(probs, self.thresholds, single)
+        targets = [
+            [self.labels.index(label)] if label is not None else
+            [int(j) for j in np.flatnonzero(row)] or [int(p.argmax())]
+            for row, p in zip(chosen, probs, strict=True)
+        ]  # fmt: skip
+        ctx = contexts or [None] * len(texts)
+        rows = list(zip(texts, ctx, targets, strict=True))
+        attributions = attribute(self.model, self.tokenizer, rows, single, self.max_length, steps)
+        return [
+            {"text": text, "context": context, "explanations": [
+                {"label": self.labels[j], "score": round(float(probs[i, j]), 6), **item}
+                for j, item in zip(js, per_label, strict=True)
+            ]}
+            for i, ((text, context, js), per_label) in enumerate(zip(rows, attributions, strict=True))
+        ]  # fmt: skip

@@ -18,12 +18,9 @@ the word-embedding layer's output, from a baseline to the input:
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import numpy as np
-
-if TYPE_CHECKING:
-    from emopillars.distill.classifier import EmotionClassifier
 
 
 def _encode(tokenizer: Any, text: str, context: str | None, max_length: int) -> Any:
@@ -58,21 +55,22 @@ def _words(enc: Any, token_attr: np.ndarray, sources: tuple[str, str | None]) ->
     return out
 
 
-def explain(
-    clf: EmotionClassifier, texts: list[str], contexts: list[str] | None, label: str | None, steps: int = 128
-) -> list[dict[str, Any]]:
-    """Per text: {"text", "context", "explanations": [{"label", "score", "baseline_score", "delta",
-    "words": [{"word", "start", "end", "attribution"}], "context_words": [...]}]}.
+def attribute(
+    model: Any,
+    tokenizer: Any,
+    rows: list[tuple[str, str | None, list[int]]],
+    single: bool,
+    max_length: int,
+    steps: int = 128,
+) -> list[list[dict[str, Any]]]:
+    """Per (text, context, label ids) row, per label id: {"baseline_score", "delta", "words"[, "context_words"]}.
 
-    Explains `label` when given, else every predicted label, else (nothing predicted) the top-scoring one.
+    Which labels to explain is the caller's choice (`EmotionClassifier.explain`: the predicted ones);
+    this module only attributes, so it needs the torch model and tokenizer, not the classifier.
     """
     import torch
     from captum.attr import LayerIntegratedGradients
 
-    from emopillars.distill.metrics import decide
-
-    model, tokenizer = clf.model, clf.tokenizer
-    single = clf.problem_type == "single_label"
     device = next(model.parameters()).device
     pad_id = tokenizer.pad_token_id or 0
 
@@ -81,18 +79,11 @@ def explain(
         return logits.float().softmax(-1) if single else logits.float().sigmoid()  # (B, L)
 
     ig = LayerIntegratedGradients(score, model.get_input_embeddings())
-    probs = clf.predict_proba(texts, contexts)
-    chosen = decide(probs, clf.thresholds, single)
     was_training = model.training
     model.eval()
     results = []
-    for i, text in enumerate(texts):
-        context = None if contexts is None else contexts[i]
-        if label is not None:
-            targets = [clf.labels.index(label)]
-        else:
-            targets = [int(j) for j in np.flatnonzero(chosen[i])] or [int(probs[i].argmax())]
-        enc = _encode(tokenizer, text, context, clf.max_length)
+    for text, context, targets in rows:
+        enc = _encode(tokenizer, text, context, max_length)
         k = len(targets)
         ids = enc["input_ids"].to(device).expand(k, -1)  # (K, T): one row per explained label
         mask = enc["attention_mask"].to(device).expand(k, -1)
@@ -106,19 +97,14 @@ def explain(
         token_attr = attr.sum(-1).detach().float().cpu().numpy()  # (K, T)
         with torch.no_grad():
             base_scores = score(baseline[:1], mask[:1], None if types is None else types[:1])[0].cpu().numpy()
-        explanations = []
+        per_label = []
         for row, j in enumerate(targets):
             words, context_words = _words(enc, token_attr[row], (text, context))
-            item = {
-                "label": clf.labels[j],
-                "score": round(float(probs[i, j]), 6),
-                "baseline_score": round(float(base_scores[j]), 6),
-                "delta": round(float(delta[row]), 6),
-                "words": words,
-            }
+            item = {"baseline_score": round(float(base_scores[j]), 6), "delta": round(float(delta[row]), 6),
+                    "words": words}  # fmt: skip
             if context is not None:
                 item["context_words"] = context_words
-            explanations.append(item)
-        results.append({"text": text, "context": context, "explanations": explanations})
+            per_label.append(item)
+        results.append(per_label)
     model.train(was_training)
     return results

@@ -11,8 +11,8 @@ import torch
 from typer.testing import CliRunner
 
 from emopillars.cli import app
-from emopillars.distill.classifier import EmotionClassifier
 from emopillars.errors import EmopillarsError
+from emopillars.inference.classifier import EmotionClassifier
 
 TRIGGER, TRIGGER_LABEL = "zorblax", "surprise"  # as planted by tests/conftest.py
 PLANTED = [

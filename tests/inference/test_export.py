@@ -12,9 +12,9 @@ import pytest
 from typer.testing import CliRunner
 
 from emopillars.cli import app
-from emopillars.distill.classifier import EmotionClassifier
-from emopillars.distill.export import export_onnx
 from emopillars.errors import EmopillarsError
+from emopillars.inference.classifier import EmotionClassifier
+from emopillars.inference.export import export_onnx
 
 runner = CliRunner()
 TEXTS = [

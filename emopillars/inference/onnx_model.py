@@ -2,7 +2,7 @@
 
 Neither torch nor transformers is imported on this path (importing transformers' AutoTokenizer
 alone costs ~4 s here, as it pulls torch and scikit-learn), so a one-sentence `predict` on an
-exported folder starts in about a second. `emopillars/distill/export.py` writes the folders.
+exported folder starts in about a second. `emopillars/inference/export.py` writes the folders.
 
 Tokenization mirrors `distill.batching.encode`: the same backend tokenizer, truncation to
 `max_length`, pairs cut on the context side first and on both sides when the utterance alone is

@@ -18,8 +18,8 @@ import warnings
 from pathlib import Path
 from typing import Any
 
-from emopillars.distill.onnx_model import ONNX_FILE
 from emopillars.errors import EmopillarsError
+from emopillars.inference.onnx_model import ONNX_FILE
 
 log = logging.getLogger(__name__)
 
@@ -31,7 +31,7 @@ def export_onnx(model_dir: str | Path, out: str | Path, quantize: str | None = N
     """Export `model_dir` to `out` (fp32, or dynamically quantized int8 weights); returns a summary."""
     import torch
 
-    from emopillars.distill.classifier import EmotionClassifier
+    from emopillars.inference.classifier import EmotionClassifier
 
     if quantize is not None and quantize not in QUANTIZE:
         raise EmopillarsError(f"--quantize {quantize!r} is not supported; choose one of {list(QUANTIZE)}")
