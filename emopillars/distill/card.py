@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 SUMMARY = ("macro_f1", "micro_f1", "weighted_f1", "roc_auc_macro", "hamming_loss", "subset_accuracy", "accuracy")
 EMBEDDED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # what the embedded default model is
 WIDGET = ["I can't believe you remembered my birthday!", "Leave me alone, I said no."]
+HEADS = {
+    "linear": "dropout + linear head over the pooled [CLS] output",
+    "tanh": "Tanh head: dense -> Tanh -> dropout -> linear over the [CLS] hidden state",
+}
 MODES = {
     "contextless": "the utterance alone: `tokenizer(utterance)`.",
     "contextual": "a pair `tokenizer(utterance, context)` where context is "
@@ -73,21 +77,11 @@ def build_card(cfg: TrainConfig, report: dict[str, Any]) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n" + _body(cfg, report, name))
 
 
-def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
-    rows = report["data"].get("rows", {})
-    splits = [(split, report[split]) for split in ("validation", "test") if report.get(split)]
-    settings = cfg.model_dump(mode="json", exclude={"labels", "out", "progress"})
-    thresholds = report.get("thresholds", {})
-    lines = [
-        f"# {name}",
-        "",
-        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} emotion classifier (dropout + linear head "
-        f"over the pooled [CLS] output of `{cfg.model or EMBEDDED_ENCODER}`) trained with `emopillars train`.",
-        "",
-        f"**Input mode: {cfg.mode}**: {MODES[cfg.mode]}",
-        "",
-        "## Usage",
-        "",
+def _pipeline_usage(head: str) -> list[str]:
+    """transformers' pipeline loads a linear-head folder; the Tanh head is emopillars' own module."""
+    if head == "tanh":
+        return ["The Tanh head is emopillars' own module (`transformers.pipeline` does not load it):", ""]
+    return [
         "```python",
         "from transformers import pipeline",
         "",
@@ -97,6 +91,26 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         "",
         "With the tuned per-label thresholds (and the context, for contextual models):",
         "",
+    ]
+
+
+def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
+    rows = report["data"].get("rows", {})
+    splits = [(split, report[split]) for split in ("validation", "test") if report.get(split)]
+    settings = cfg.model_dump(mode="json", exclude={"labels", "out", "progress"})
+    thresholds = report.get("thresholds", {})
+    head = report.get("head", "linear")
+    lines = [
+        f"# {name}",
+        "",
+        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} emotion classifier ({HEADS[head]} "
+        f"of `{cfg.model or EMBEDDED_ENCODER}`) trained with `emopillars train`.",
+        "",
+        f"**Input mode: {cfg.mode}**: {MODES[cfg.mode]}",
+        "",
+        "## Usage",
+        "",
+        *_pipeline_usage(head),
         "```python",
         "from emopillars import EmotionClassifier",
         "",

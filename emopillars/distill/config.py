@@ -44,6 +44,11 @@ class TrainConfig(StrictModel):
     # Model
     model: str | None = Field(None, description="HF encoder id or path; default: the embedded all-MiniLM-L6-v2.")
     dropout: float | None = Field(None, ge=0.0, lt=1.0, description="Classifier dropout; default: the encoder's.")
+    head: Literal["linear", "tanh"] | None = Field(
+        None,
+        description="linear: transformers' sequence classifier; tanh: dense -> Tanh -> dropout -> out over [CLS]; "
+        "default: the --model folder's head (linear for a plain encoder).",
+    )
     # Optimisation
     epochs: float = Field(3.0, gt=0.0, le=1000.0, description="Passes over the training split.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emopillars.distill.heads import head_of
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -104,6 +106,7 @@ def training_report(
     return {
         "validation": metrics["validation"],
         "test": metrics["test"],
+        "head": head_of(clf.model.config),
         "thresholds": {name: float(t) for name, t in zip(cfg.labels, clf.thresholds, strict=True)},
         "data": data.summary | {"train_rows_used": len(data.train)},
         "training": {

@@ -339,7 +339,9 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
                     pseudo_label(best[1], *pool, cfg.pseudo_threshold, cfg.eval_batch_size)
                 )
                 teacher = student
-            model, tokenizer = load_classifier(cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init)
+            model, tokenizer = load_classifier(
+                cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init, cfg.head
+            )
             run_dir = out / "checkpoints" / f"round-{r}"
             result = fit(cfg, model, tokenizer, replace(data, train=train_split), teacher, run_dir)
             val, thresholds = evaluate_split(result.model, tokenizer, data.validation, cfg, result.objective)
