@@ -144,6 +144,7 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         lines += ["", "### Pseudo-label rounds", "", "| round | added | validation macro-F1 |", "|---|---|---|"]
         lines += [f"| {r['round']} | {r['pseudo_labelled_added']} | {r['validation']['macro_f1']:.4f} |"
                   for r in report["rounds"]]  # fmt: skip
+    lines += _teacher_lines(cfg, report)
     if cfg.multi_label and thresholds:
         lines += ["", "## Thresholds", "", "| label | threshold |", "|---|---|"]
         lines += [f"| {label} | {_fmt(t)} |" for label, t in thresholds.items()]
@@ -151,6 +152,22 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
     lines += [f"| {key} | {_fmt(value)} |" for key, value in settings.items()]
     lines += ["", "Per-label figures are in `metrics.json`; curves in `training_curves.png`.", ""]
     return "\n".join(lines)
+
+
+def _teacher_lines(cfg: TrainConfig, report: dict[str, Any]) -> list[str]:
+    """Born-again generations (which one was kept) and teacher annealing, when the run used them."""
+    lines: list[str] = []
+    if "generations" in report:
+        lines += ["", "### Born-again generations", "",
+                  f"{len(report['generations'])} generations of the same architecture, each distilling from the "
+                  f"previous one; generation {report['best_generation']} (best validation macro-F1) is this model.",
+                  "", "| generation | teacher | validation macro-F1 |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {g['generation']} | {'previous generation' if g['generation'] > 1 else cfg.teacher or 'none'} "
+                  f"| {g['validation']['macro_f1']:.4f} |" for g in report["generations"]]  # fmt: skip
+    if cfg.teacher_annealing:
+        lines += ["", "**Teacher annealing** (BAM!): with a teacher, the target moved linearly from the teacher's "
+                  "probabilities to the gold labels over training (lambda 0 -> 1 by optimizer step)."]  # fmt: skip
+    return lines
 
 
 def write_card(cfg: TrainConfig, report: dict[str, Any], path: Path) -> None:

@@ -76,13 +76,14 @@ class TrainResult:
         return self.report.get("rounds", [])
 
 
-def round_summary(r: int, added: int, train_rows: int, taught: bool, result: FitResult, val: dict) -> dict:
+def round_summary(r: int, added: int, train_rows: int, teacher: Any, result: FitResult, val: dict) -> dict:
     """Round `r`'s line of the report: what it trained on, how it ended, its validation figures."""
     return {
         "round": r + 1,
         "pseudo_labelled_added": added,
         "train_rows": train_rows,
-        "teacher": taught,
+        "teacher": teacher is not None,
+        "teacher_annealing": teacher is not None and result.objective.anneals,
         "steps": result.steps,
         "best_step": result.best_step,
         "stopped": result.stopped,
