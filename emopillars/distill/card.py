@@ -20,6 +20,10 @@ if TYPE_CHECKING:
 SUMMARY = ("macro_f1", "micro_f1", "weighted_f1", "roc_auc_macro", "hamming_loss", "subset_accuracy", "accuracy")
 EMBEDDED_ENCODER = "sentence-transformers/all-MiniLM-L6-v2"  # what the embedded default model is
 WIDGET = ["I can't believe you remembered my birthday!", "Leave me alone, I said no."]
+HEADS = {
+    "linear": "dropout + linear head over the pooled [CLS] output",
+    "tanh": "Tanh head: dense -> Tanh -> dropout -> linear over the [CLS] hidden state",
+}
 MODES = {
     "contextless": "the utterance alone: `tokenizer(utterance)`.",
     "contextual": "a pair `tokenizer(utterance, context)` where context is "
@@ -73,21 +77,11 @@ def build_card(cfg: TrainConfig, report: dict[str, Any]) -> ModelCard:
     return ModelCard(f"---\n{data.to_yaml()}\n---\n" + _body(cfg, report, name))
 
 
-def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
-    rows = report["data"].get("rows", {})
-    splits = [(split, report[split]) for split in ("validation", "test") if report.get(split)]
-    settings = cfg.model_dump(mode="json", exclude={"labels", "out", "progress"})
-    thresholds = report.get("thresholds", {})
-    lines = [
-        f"# {name}",
-        "",
-        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} emotion classifier (dropout + linear head "
-        f"over the pooled [CLS] output of `{cfg.model or EMBEDDED_ENCODER}`) trained with `emopillars train`.",
-        "",
-        f"**Input mode: {cfg.mode}**: {MODES[cfg.mode]}",
-        "",
-        "## Usage",
-        "",
+def _pipeline_usage(head: str) -> list[str]:
+    """transformers' pipeline loads a linear-head folder; the Tanh head is emopillars' own module."""
+    if head == "tanh":
+        return ["The Tanh head is emopillars' own module (`transformers.pipeline` does not load it):", ""]
+    return [
         "```python",
         "from transformers import pipeline",
         "",
@@ -97,6 +91,26 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         "",
         "With the tuned per-label thresholds (and the context, for contextual models):",
         "",
+    ]
+
+
+def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
+    rows = report["data"].get("rows", {})
+    splits = [(split, report[split]) for split in ("validation", "test") if report.get(split)]
+    settings = cfg.model_dump(mode="json", exclude={"labels", "out", "progress"})
+    thresholds = report.get("thresholds", {})
+    head = report.get("head", "linear")
+    lines = [
+        f"# {name}",
+        "",
+        f"A {len(cfg.labels)}-label {cfg.problem_type.replace('_', '-')} emotion classifier ({HEADS[head]} "
+        f"of `{cfg.model or EMBEDDED_ENCODER}`) trained with `emopillars train`.",
+        "",
+        f"**Input mode: {cfg.mode}**: {MODES[cfg.mode]}",
+        "",
+        "## Usage",
+        "",
+        *_pipeline_usage(head),
         "```python",
         "from emopillars import EmotionClassifier",
         "",
@@ -130,6 +144,7 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         lines += ["", "### Pseudo-label rounds", "", "| round | added | validation macro-F1 |", "|---|---|---|"]
         lines += [f"| {r['round']} | {r['pseudo_labelled_added']} | {r['validation']['macro_f1']:.4f} |"
                   for r in report["rounds"]]  # fmt: skip
+    lines += _teacher_lines(cfg, report)
     if cfg.multi_label and thresholds:
         lines += ["", "## Thresholds", "", "| label | threshold |", "|---|---|"]
         lines += [f"| {label} | {_fmt(t)} |" for label, t in thresholds.items()]
@@ -137,6 +152,22 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
     lines += [f"| {key} | {_fmt(value)} |" for key, value in settings.items()]
     lines += ["", "Per-label figures are in `metrics.json`; curves in `training_curves.png`.", ""]
     return "\n".join(lines)
+
+
+def _teacher_lines(cfg: TrainConfig, report: dict[str, Any]) -> list[str]:
+    """Born-again generations (which one was kept) and teacher annealing, when the run used them."""
+    lines: list[str] = []
+    if "generations" in report:
+        lines += ["", "### Born-again generations", "",
+                  f"{len(report['generations'])} generations of the same architecture, each distilling from the "
+                  f"previous one; generation {report['best_generation']} (best validation macro-F1) is this model.",
+                  "", "| generation | teacher | validation macro-F1 |", "|---|---|---|"]  # fmt: skip
+        lines += [f"| {g['generation']} | {'previous generation' if g['generation'] > 1 else cfg.teacher or 'none'} "
+                  f"| {g['validation']['macro_f1']:.4f} |" for g in report["generations"]]  # fmt: skip
+    if cfg.teacher_annealing:
+        lines += ["", "**Teacher annealing** (BAM!): with a teacher, the target moved linearly from the teacher's "
+                  "probabilities to the gold labels over training (lambda 0 -> 1 by optimizer step)."]  # fmt: skip
+    return lines
 
 
 def write_card(cfg: TrainConfig, report: dict[str, Any], path: Path) -> None:

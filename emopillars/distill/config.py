@@ -44,6 +44,11 @@ class TrainConfig(StrictModel):
     # Model
     model: str | None = Field(None, description="HF encoder id or path; default: the embedded all-MiniLM-L6-v2.")
     dropout: float | None = Field(None, ge=0.0, lt=1.0, description="Classifier dropout; default: the encoder's.")
+    head: Literal["linear", "tanh"] | None = Field(
+        None,
+        description="linear: transformers' sequence classifier; tanh: dense -> Tanh -> dropout -> out over [CLS]; "
+        "default: the --model folder's head (linear for a plain encoder).",
+    )
     # Optimisation
     epochs: float = Field(3.0, gt=0.0, le=1000.0, description="Passes over the training split.")
     max_steps: int | None = Field(None, ge=1, description="Stop after this many optimizer steps (overrides epochs).")
@@ -72,6 +77,14 @@ class TrainConfig(StrictModel):
     )
     kd_weight: float = Field(0.5, ge=0.0, le=1.0, description="Share of the KD term: (1-w)*loss + w*T^2*KL.")
     temperature: float = Field(2.0, gt=0.0, le=20.0, description="KD temperature T.")
+    teacher_annealing: bool = Field(
+        False,
+        description="Target = lambda*gold + (1-lambda)*teacher probabilities, lambda 0 -> 1 by step (BAM!); "
+        "replaces the KD term; needs a teacher (--teacher, --born-again or --rounds).",
+    )
+    born_again: int = Field(
+        1, ge=1, le=20, description="Generations of the same architecture, each distilling from the previous one."
+    )
     rounds: int = Field(1, ge=1, le=20, description="Pseudo-label rounds (needs --unlabeled when > 1).")
     unlabeled: str | None = Field(None, description="Unlabelled pool (.txt/.jsonl/.csv) for pseudo-labelling.")
     pseudo_threshold: float = Field(0.9, gt=0.0, lt=1.0, description="Confidence a pseudo-label needs to join.")
@@ -94,6 +107,10 @@ class TrainConfig(StrictModel):
             raise ValueError(f"labels must be unique, got {list(self.labels)}")
         if self.rounds > 1 and not self.unlabeled:
             raise ValueError(f"rounds={self.rounds} needs an unlabeled pool (--unlabeled PATH)")
+        if self.born_again > 1 and self.rounds > 1:
+            raise ValueError("born_again and rounds are the same loop of students; give one (rounds with a pool)")
+        if self.teacher_annealing and not (self.teacher or self.born_again > 1 or self.rounds > 1):
+            raise ValueError("teacher_annealing needs a teacher: --teacher, --born-again N or --rounds N")
         if self.problem_type == "single_label" and (self.loss == "focal" or self.pos_weight):
             raise ValueError("loss 'focal' and pos_weight apply to problem_type multi_label only")
         return self

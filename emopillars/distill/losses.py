@@ -1,7 +1,8 @@
 """Training objectives: small `nn.Module` terms over logits (B, L) and soft targets (B, L).
 
 Every term declares `inputs`, the names of the step tensors it reads, in call order:
-`logits` (B, L), `targets` (B, L), `teacher_logits` (B, L) and `head` (L, H), the classifier rows.
+`logits` (B, L), `targets` (B, L), `teacher_logits` (B, L), `head` (L, H), the classifier rows, and
+`anneal` (0-d), the teacher-annealing lambda of the step.
 `build_objective(cfg, train, distil)` composes the terms a `TrainConfig` asks for into one
 `Objective`; the trainer calls it on every micro-batch and sums and logs the named terms it returns,
 so a new term touches this module and the config only. Shapes: B rows, L labels, H hidden size.
@@ -167,6 +168,34 @@ class KnowledgeDistillation(nn.Module):
         }
 
 
+class TeacherAnnealing(nn.Module):
+    """Wraps a base loss: base(x, lambda * t + (1 - lambda) * q), q the teacher's probabilities (BAM!).
+
+    Clark et al. (ACL 2019, "BAM! Born-Again Multi-Task Networks"): lambda rises linearly from 0 at the
+    first optimizer step to 1 at the last, so the target moves from the teacher's distribution to the
+    gold one. It replaces the fixed KD mix, as in the paper: the teacher is read at temperature 1 and
+    `kd_weight` does not apply. The trainer passes lambda as the step tensor `anneal` (a 0-d tensor).
+
+    Args:
+        base: the supervised loss on the (soft) targets.
+        multi_label: teacher probabilities by sigmoid per label, or softmax over the classes.
+    """
+
+    inputs = ("logits", "targets", "teacher_logits", "anneal")
+
+    def __init__(self, base: nn.Module, multi_label: bool = True) -> None:
+        super().__init__()
+        self.base, self.multi_label = base, multi_label
+
+    def forward(
+        self, logits: torch.Tensor, targets: torch.Tensor, teacher_logits: torch.Tensor, anneal: torch.Tensor
+    ) -> torch.Tensor:
+        teacher = teacher_logits.to(logits.dtype)
+        q = teacher.sigmoid() if self.multi_label else teacher.softmax(-1)
+        lam = anneal.to(logits.dtype)
+        return self.base(logits, lam * targets.to(logits.dtype) + (1 - lam) * q)
+
+
 class Orthogonality(nn.Module):
     """Pushes classifier rows apart: lambda * sum_{i<j} max(0, cos(w_i, w_j)) over the weight (L, H).
 
@@ -220,14 +249,19 @@ class Objective(nn.Module):
         one; label smoothing, focal, `pos_weight` and orthogonality stay, so the two curves a user
         compares measure the same objective.
         """
-        plain = {
-            name: term.base if isinstance(term, KnowledgeDistillation) else term for name, term in self.terms.items()
-        }
+        teacher_terms = (KnowledgeDistillation, TeacherAnnealing)
+        plain = {name: term.base if isinstance(term, teacher_terms) else term for name, term in self.terms.items()}
         return Objective(plain)
+
+    @property
+    def anneals(self) -> bool:
+        """Whether a term reads the teacher-annealing lambda (the trainer then passes and logs it)."""
+        return any(isinstance(term, TeacherAnnealing) for term in self.terms.values())
 
 
 def build_objective(cfg: TrainConfig, train: Split, distil: bool = False) -> Objective:
-    """Every term `cfg` asks for: the supervised loss (KD-wrapped when `distil`), then orthogonality."""
+    """Every term `cfg` asks for: the supervised loss (with a teacher: KD-wrapped, or teacher-annealed with
+    `cfg.teacher_annealing`), then orthogonality."""
     if not cfg.multi_label:
         task: nn.Module = SoftCrossEntropy(cfg.label_smoothing)
     else:
@@ -237,7 +271,9 @@ def build_objective(cfg: TrainConfig, train: Split, distil: bool = False) -> Obj
             task = FocalLoss(cfg.focal_gamma, alpha if cfg.focal_alpha else None, pw, cfg.label_smoothing)
         else:
             task = SoftBCE(pw, cfg.label_smoothing)
-    if distil:
+    if distil and cfg.teacher_annealing:
+        task = TeacherAnnealing(task, multi_label=cfg.multi_label)
+    elif distil:
         task = KnowledgeDistillation(task, cfg.temperature, cfg.kd_weight, multi_label=cfg.multi_label)
     terms = {"task": task}
     if cfg.ortho_weight > 0:

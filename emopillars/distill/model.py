@@ -15,6 +15,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from emopillars.distill.heads import head_of, tanh_classifier
 from emopillars.errors import EmopillarsError
 from emopillars.sources import locate
 
@@ -47,8 +48,12 @@ def load_classifier(
     problem_type: str,
     dropout: float | None = None,
     head_init: HeadInit | None = None,
+    head: str | None = None,
 ) -> tuple[nn.Module, Any]:
     """Encoder + fresh (or `head_init`) head over `labels`, and its tokenizer.
+
+    `head`: "linear" (`AutoModelForSequenceClassification`) or "tanh" (`heads.TanhHeadClassifier`);
+    None: the source's (a tanh folder keeps its tanh head, e.g. when `finetune` starts from it).
 
     A source folder with another label set (e.g. a 28-label emopillars model fine-tuned onto
     ISEAR) keeps its encoder; its head is re-initialised unless `head_init` supplies the rows.
@@ -70,27 +75,33 @@ def load_classifier(
     }
     if dropout is not None:
         kwargs["classifier_dropout"] = dropout
+    head = head or head_of(source)
+    if head_of(source) == "tanh" and head != "tanh":
+        raise EmopillarsError(f"{path} has a tanh head; train from it with --head tanh (or no --head)")
     verbosity = hf_logging.get_verbosity()
     hf_logging.set_verbosity_error()  # the expected "classifier newly initialised" report is noise here
     try:
-        model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, **kwargs)
+        if head == "tanh":
+            model = tanh_classifier(path, dropout, **kwargs)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(path, ignore_mismatched_sizes=True, **kwargs)
     finally:
         hf_logging.set_verbosity(verbosity)
     old_labels = [source.id2label[i] for i in sorted(source.id2label)] if getattr(source, "id2label", None) else []
-    head = head_linear(model)
+    layer = head_linear(model)
     if head_init is not None:
         weight, bias = head_init
-        if tuple(weight.shape) != tuple(head.weight.shape) or tuple(bias.shape) != tuple(head.bias.shape):
+        if tuple(weight.shape) != tuple(layer.weight.shape) or tuple(bias.shape) != tuple(layer.bias.shape):
             shapes = f"{tuple(weight.shape)}, {tuple(bias.shape)}"
-            raise ValueError(f"head_init shapes {shapes} do not match the head {tuple(head.weight.shape)}")
+            raise ValueError(f"head_init shapes {shapes} do not match the head {tuple(layer.weight.shape)}")
         with torch.no_grad():
-            head.weight.copy_(weight)
-            head.bias.copy_(bias)
+            layer.weight.copy_(weight)
+            layer.bias.copy_(bias)
     elif getattr(source, "emopillars", None) and old_labels != list(labels):
         # Same size, other names would otherwise silently reuse unrelated rows.
         with torch.no_grad():
-            head.weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
-            head.bias.zero_()
+            layer.weight.normal_(0.0, getattr(model.config, "initializer_range", 0.02))
+            layer.bias.zero_()
         log.info("label set differs from %s: classifier head re-initialised", path)
     model.config.pad_token_id = tokenizer.pad_token_id
     return model, tokenizer

@@ -12,6 +12,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from emopillars.distill.heads import head_of
+
 if TYPE_CHECKING:
     from torch import nn
 
@@ -74,13 +76,14 @@ class TrainResult:
         return self.report.get("rounds", [])
 
 
-def round_summary(r: int, added: int, train_rows: int, taught: bool, result: FitResult, val: dict) -> dict:
+def round_summary(r: int, added: int, train_rows: int, teacher: Any, result: FitResult, val: dict) -> dict:
     """Round `r`'s line of the report: what it trained on, how it ended, its validation figures."""
     return {
         "round": r + 1,
         "pseudo_labelled_added": added,
         "train_rows": train_rows,
-        "teacher": taught,
+        "teacher": teacher is not None,
+        "teacher_annealing": teacher is not None and result.objective.anneals,
         "steps": result.steps,
         "best_step": result.best_step,
         "stopped": result.stopped,
@@ -104,6 +107,7 @@ def training_report(
     return {
         "validation": metrics["validation"],
         "test": metrics["test"],
+        "head": head_of(clf.model.config),
         "thresholds": {name: float(t) for name, t in zip(cfg.labels, clf.thresholds, strict=True)},
         "data": data.summary | {"train_rows_used": len(data.train)},
         "training": {

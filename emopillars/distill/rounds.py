@@ -4,7 +4,8 @@
 whose top probability reaches `cfg.pseudo_threshold` join the training data with the model's
 probabilities as soft targets, the last student becomes the teacher, and a fresh student (from the
 pretrained encoder) trains with KD from it. One round without a pool is plain training (with KD when
-`cfg.teacher` is set).
+`cfg.teacher` is set). Born-again generations (`cfg.born_again`) are the same loop without a pool:
+each generation distils from the previous one.
 """
 
 from __future__ import annotations

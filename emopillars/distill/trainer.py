@@ -4,9 +4,10 @@ Public API (stable; `emopillars finetune` reuses it, no second trainer):
     train(cfg: TrainConfig, data=None, head_init: HeadInit | None = None) -> TrainResult
         The whole `emopillars train`: load data (unless given as `Splits` or a `datasets.Dataset`/
         `DatasetDict`), then run the rounds (KD from `cfg.teacher`, pseudo-labels from
-        `cfg.unlabeled`): each builds a fresh model (optionally with the caller's initial classifier
-        rows), `fit`s it and tunes thresholds on validation. The best round is evaluated on
-        validation and test and written to `cfg.out` by `outputs.write_model_folder`.
+        `cfg.unlabeled`, or `cfg.born_again` generations: rounds without a pool): each builds a fresh
+        model (optionally with the caller's initial classifier rows), `fit`s it (from round 2 on with
+        the previous round's model as teacher) and tunes thresholds on validation. The best round is
+        evaluated on validation and test and written to `cfg.out` by `outputs.write_model_folder`.
     fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
@@ -18,7 +19,8 @@ Public API (stable; `emopillars finetune` reuses it, no second trainer):
     averaged rows of a 28-label emopillars model mapped onto a downstream label set.
 
 Read `train` then `fit` top to bottom: rounds, then per optimizer step the learning rate, the
-targets and loss of each micro-batch (`_step`, from the rows `_train_rows` made once), clip, step,
+targets and loss of each micro-batch (`_step`, from the rows `_train_rows` made once; with
+`cfg.teacher_annealing` the step's lambda, 0 at the first step and 1 at the last), clip, step,
 log, evaluate, checkpoint. The objective is built once per run (`losses.build_objective`).
 
 Devices: `accelerate` places the model (bf16 autocast on GPUs that support it). Several processes
@@ -148,10 +150,19 @@ def _train_rows(
 
 
 def _step(
-    model: nn.Module, objective: Objective, head: torch.Tensor, micro_batches: list[dict], accelerator: Accelerator
+    model: nn.Module,
+    objective: Objective,
+    head: torch.Tensor,
+    micro_batches: list[dict],
+    accelerator: Accelerator,
+    anneal: float = 1.0,
 ) -> dict[str, float]:
-    """Forward and backward over one optimizer step's micro-batches; each term's mean over all its rows."""
+    """Forward and backward over one optimizer step's micro-batches; each term's mean over all its rows.
+
+    `anneal` is the teacher-annealing lambda of the step (read only by a `TeacherAnnealing` term).
+    """
     n_rows = sum(len(b["labels"]) for b in micro_batches)
+    lam = torch.tensor(anneal, device=accelerator.device)
     sums: dict[str, torch.Tensor] = {}
     for j, batch in enumerate(micro_batches):
         batch = {k: v.to(accelerator.device) for k, v in batch.items()}
@@ -159,7 +170,7 @@ def _step(
         share = len(targets) / n_rows  # the step's loss is the mean over its rows
         with nullcontext() if j == len(micro_batches) - 1 else accelerator.no_sync(model):
             logits = model(**batch).logits.float()  # (B, L)
-            terms = objective(logits=logits, targets=targets, teacher_logits=teacher_logits, head=head)
+            terms = objective(logits=logits, targets=targets, teacher_logits=teacher_logits, head=head, anneal=lam)
             accelerator.backward(sum(terms.values()) * share)
         for name, value in terms.items():
             sums[name] = sums.get(name, 0.0) + value.detach() * share
@@ -256,7 +267,8 @@ def fit(
     while state.step < total and state.stopped == "max_steps":
         for micro in _epoch_steps(cfg, lengths, weights, accelerator, state.epoch)[state.epoch_step :]:
             lr = scheduler.get_last_lr()[0]
-            terms = _step(model, objective, head, [collate([rows[i] for i in mb]) for mb in micro], accelerator)
+            anneal = state.step / max(total - 1, 1)  # teacher annealing's lambda: 0 at the first step, 1 at the last
+            terms = _step(model, objective, head, [collate([rows[i] for i in mb]) for mb in micro], accelerator, anneal)
             loss = sum(terms.values())
             _check_finite(loss, state.step + 1, run_dir)
             if cfg.clip_grad > 0:
@@ -266,7 +278,8 @@ def fit(
             optimizer.zero_grad(set_to_none=True)
             state.step, state.epoch_step, samples = state.step + 1, state.epoch_step + 1, samples + sum(map(len, micro))
             elapsed = round(time.perf_counter() - started, 4)  # step-end clock: step times are its differences
-            state.history.append({"step": state.step, "time": elapsed, "lr": lr, "loss": loss, **terms})
+            logged = {"teacher_lambda": anneal} if objective.anneals else {}
+            state.history.append({"step": state.step, "time": elapsed, "lr": lr, "loss": loss, **terms, **logged})
             accelerator.log({"train/loss": loss, "train/lr": lr} | {f"train/{k}": v for k, v in terms.items()},
                             step=state.step)  # fmt: skip
             bar.update(1)
@@ -331,22 +344,23 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
         rounds: list[dict] = []
         best: tuple[float, EmotionClassifier, FitResult] | None = None
         student: EmotionClassifier | None = None
-        for r in range(cfg.rounds):
+        for r in range(max(cfg.rounds, cfg.born_again)):  # pseudo-label rounds or born-again generations
             train_split = data.train
-            if r > 0:  # the best model so far labels the pool; the last student teaches the next
-                assert best is not None and pool is not None
-                train_split = train_split.concat(
-                    pseudo_label(best[1], *pool, cfg.pseudo_threshold, cfg.eval_batch_size)
-                )
+            if r > 0:  # the last student teaches the next; with a pool, the best model so far labels it
+                assert best is not None
+                if pool is not None:
+                    added = pseudo_label(best[1], *pool, cfg.pseudo_threshold, cfg.eval_batch_size)
+                    train_split = train_split.concat(added)
                 teacher = student
-            model, tokenizer = load_classifier(cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init)
+            model, tokenizer = load_classifier(
+                cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init, cfg.head
+            )
             run_dir = out / "checkpoints" / f"round-{r}"
             result = fit(cfg, model, tokenizer, replace(data, train=train_split), teacher, run_dir)
             val, thresholds = evaluate_split(result.model, tokenizer, data.validation, cfg, result.objective)
             student = EmotionClassifier(result.model, tokenizer, thresholds, cfg.mode, cfg.max_length)
-            added = len(train_split) - len(data.train)
-            log.info("round %d: validation macro-F1 %.4f (+%d pseudo-labelled rows)", r + 1, val["macro_f1"], added)
-            rounds.append(round_summary(r, added, len(train_split), bool(teacher), result, val))
+            log.info("round %d: validation macro-F1 %.4f (%d training rows)", r + 1, val["macro_f1"], len(train_split))
+            rounds.append(round_summary(r, len(train_split) - len(data.train), len(train_split), teacher, result, val))
             if best is None or val["macro_f1"] > best[0]:
                 best = (val["macro_f1"], student, result)
         assert best is not None
@@ -361,6 +375,9 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
         report = training_report(cfg, data, clf, result, metrics, seconds, processes.num_processes)
         if cfg.rounds > 1:
             report["rounds"] = rounds
+        if cfg.born_again > 1:  # the same summaries, by generation; the saved model is the best one
+            report["generations"] = [{"generation": g.pop("round"), **g} for g in rounds]
+            report["best_generation"] = 1 + [g["validation"]["macro_f1"] for g in rounds].index(best[0])
         if processes.is_main_process:
             write_model_folder(cfg, clf, report, out)
     processes.wait_for_everyone()  # the others return once the folder is complete (a push from any sees it all)

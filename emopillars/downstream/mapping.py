@@ -61,14 +61,14 @@ def mapped_head(init: str | Path, task: Task) -> tuple[torch.Tensor, torch.Tenso
         (T, H) weight and (T,) bias in `task.labels` order: the trainer's `head_init`.
     """
     import torch
-    from transformers import AutoModelForSequenceClassification
 
+    from emopillars.distill.heads import load_sequence_classifier
     from emopillars.distill.model import head_linear
 
     path = Path(init)
     if not (path / "config.json").is_file():
         raise EmopillarsError(f"--init {init}: not a model folder (no config.json)")
-    model = AutoModelForSequenceClassification.from_pretrained(path, dtype=torch.float32)
+    model = load_sequence_classifier(path, "cpu", dtype=torch.float32)  # a linear or a tanh head
     labels = [model.config.id2label[i] for i in range(model.config.num_labels)]
     layer = head_linear(model)  # BERT `classifier`, RoBERTa `classifier.out_proj`
     weight, bias = map_head_rows(layer.weight, layer.bias, labels, task.mapping, task.labels, where=str(init))

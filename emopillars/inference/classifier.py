@@ -72,11 +72,11 @@ class EmotionClassifier:
             model = OnnxModel(folder)
             tokenizer = model.tokenizer
         else:
-            import torch
-            from transformers import AutoModelForSequenceClassification, AutoTokenizer
+            from transformers import AutoTokenizer
 
-            model = AutoModelForSequenceClassification.from_pretrained(folder)
-            model.to(device or ("cuda" if torch.cuda.is_available() else "cpu")).eval()
+            from emopillars.distill.heads import load_sequence_classifier
+
+            model = load_sequence_classifier(folder, device)  # a linear or a tanh head
             tokenizer = AutoTokenizer.from_pretrained(folder)
         meta = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("emopillars") or {}
         thresholds = meta.get("thresholds")
