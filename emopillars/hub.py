@@ -41,7 +41,10 @@ def resolve_model(ref: str | Path, revision: str | None = None) -> Path:
 
     Which of the two `ref` is, `sources.locate` decides, as for every input.
     """
-    located = locate(ref, "model folder")
+    try:
+        located = locate(ref, "model folder")
+    except EmopillarsError:  # a path that is missing: named by the one check of a local folder below
+        located = Path(ref).expanduser()
     if isinstance(located, Path):
         if not (located / "config.json").is_file():
             raise EmopillarsError(f"model folder not found or has no config.json: {located}")

@@ -368,7 +368,7 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
         metrics = {
             "validation": evaluate_split(
                 clf.model, clf.tokenizer, data.validation, cfg, result.objective, clf.thresholds
-            )[0],  # fmt: skip
+            )[0],
             "test": _test_metrics(cfg, clf, data.test),
         }
         seconds = time.perf_counter() - started
