@@ -33,6 +33,9 @@ FAULT_RUN = dict(
     max_passages=1, max_characters=2, emotions_per_character=2, contextless_per_example=1, max_retries=1,
     target_threshold=0.0, seed=0,
 )  # fmt: skip
+# Picked for this recording so that every fault kind occurs (and one hang only, to keep it fast): after recording
+# again, pick anew by replaying `FaultServer.decide` over the recorded keys.
+FAULT_SEED = 26
 TIMEOUT = 2.0  # --request-timeout of the faulty runs (a healthy answer takes milliseconds); a hung one waits longer
 # The fault kinds as the client tells them apart (a truncated body and an HTML page are both malformed).
 CLIENT_KIND = {"http_500": "http_5xx", "http_429": "http_429", "drop": "connection", "hang": "timeout"}
@@ -66,13 +69,13 @@ def healthy(answers, tmp_path_factory) -> tuple[Path, FaultServer]:
 
 def test_every_fault_kind_heals_into_the_same_examples(answers, healthy, tmp_path, record_property):
     healthy_out, healthy_server = healthy
-    with FaultServer(answers, seed=0, fault_rate=0.35, max_faults=2, hang_seconds=TIMEOUT + 2.0) as server:
+    with FaultServer(answers, seed=FAULT_SEED, fault_rate=0.35, max_faults=2, hang_seconds=TIMEOUT + 2.0) as server:
         report = _synth(server, tmp_path)
     injected = sum(server.injected.values())
     print(f"{injected} faults injected ({dict(server.injected)}), {server.served} requests served")
     record_property("faults_injected", injected)
     record_property("requests_served", server.served)
-    assert set(server.injected) == set(FAULTS)  # the seed was picked so that every kind occurs
+    assert set(server.injected) == set(FAULTS)  # FAULT_SEED was picked so that every kind occurs
     assert (tmp_path / "examples.jsonl").read_text() == (healthy_out / "examples.jsonl").read_text()
     expected: dict[str, int] = {}
     for fault, n in server.injected.items():
@@ -93,7 +96,8 @@ def test_a_server_down_for_good_stops_the_run_naming_it(answers, tmp_path):
     message = str(caught.value)
     assert server.base_url in message and "in a row failed" in message and "\n" not in message
     assert time.monotonic() - started < 60
-    assert len(_cache_lines(tmp_path)) == 5  # every answered call is kept for the rerun
+    # every answered call is kept for the rerun (calls already in flight when it stopped may finish too)
+    assert len(_cache_lines(tmp_path)) == server.served >= 5
 
 
 def test_a_stage_whose_every_call_fails_stops_the_run(answers, tmp_path):
