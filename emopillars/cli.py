@@ -15,7 +15,7 @@ from typing import Annotated
 import typer
 
 from emopillars import __version__
-from emopillars.distill.config import DemoConfig, ExportConfig, PredictConfig, TrainConfig
+from emopillars.distill.config import DemoConfig, ExportConfig, PredictConfig, TrainConfig, TuneConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.errors import EmopillarsError
 from emopillars.hub import HubOptions
@@ -112,6 +112,20 @@ def train(cfg: TrainConfig, hub: HubOptions) -> None:
     t = result.training
     typer.echo(f"saved {cfg.out} ({t['steps']} steps, {t['samples_per_s']} samples/s, {t['wall_seconds']} s)")
     _push(cfg.out, hub, "model")
+
+
+@app.command()
+@config_options()
+def tune(opts: TuneConfig, cfg: TrainConfig) -> None:
+    """Search train's options with Optuna (TPE, pruning on validation macro-F1); a killed study resumes.
+
+    Every train option is passed to each trial; --space FILE names the searched ones. --n-trials counts
+    the study's finished or pruned trials in all, so a rerun completes the total instead of adding more;
+    --seed also seeds the sampler.
+    """
+    from emopillars.distill.tune import tune as run
+
+    typer.echo(run(opts, cfg).summary())
 
 
 @app.command()

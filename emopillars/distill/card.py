@@ -130,6 +130,8 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         lines += ["", "### Pseudo-label rounds", "", "| round | added | validation macro-F1 |", "|---|---|---|"]
         lines += [f"| {r['round']} | {r['pseudo_labelled_added']} | {r['validation']['macro_f1']:.4f} |"
                   for r in report["rounds"]]  # fmt: skip
+    if "search" in report:
+        lines += _search_section(report["search"])
     if cfg.multi_label and thresholds:
         lines += ["", "## Thresholds", "", "| label | threshold |", "|---|---|"]
         lines += [f"| {label} | {_fmt(t)} |" for label, t in thresholds.items()]
@@ -137,6 +139,18 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
     lines += [f"| {key} | {_fmt(value)} |" for key, value in settings.items()]
     lines += ["", "Per-label figures are in `metrics.json`; curves in `training_curves.png`.", ""]
     return "\n".join(lines)
+
+
+def _search_section(search: dict[str, Any]) -> list[str]:
+    """How `emopillars tune` chose the options: the study, its trials, the space and this trial's draws."""
+    trials = ", ".join(f"{n} {state}" for state, n in search["trials"].items() if n)
+    lines = ["", "## Hyper-parameter search", "",
+             f"The options below were chosen by {search['tool']}: study `{search['study']}`, {search['sampler']}, "
+             f"{search['pruner']} pruner, objective {search['objective']}; {trials}. This model is trial "
+             f"{search['trial']} (validation macro-F1 {search['value']:.4f}).",
+             "", "| option | searched over | chosen |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {where} | {_fmt(search['chosen'].get(name))} |" for name, where in search["space"].items()]
+    return lines
 
 
 def write_card(cfg: TrainConfig, report: dict[str, Any], path: Path) -> None:
