@@ -123,6 +123,10 @@ def tune(opts: TuneConfig, cfg: TrainConfig) -> None:
     the study's finished or pruned trials in all, so a rerun completes the total instead of adding more;
     --seed also seeds the sampler.
     """
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise EmopillarsError('tune needs Optuna, which is not installed; run: pip install "emopillars[tune]"')
     from emopillars.distill.tune import tune as run
 
     typer.echo(run(opts, cfg).summary())
