@@ -266,7 +266,10 @@ def tune(opts: TuneConfig, base: TrainConfig) -> TuneResult:
     if best is None:
         errors = [t.user_attrs["error"] for t in study.trials if "error" in t.user_attrs]
         first = f"; first error: {errors[0]}" if errors else ""
-        raise EmopillarsError(f"no trial of study {opts.study_name} finished ({counts}){first}; see {opts.out}")
+        raise EmopillarsError(
+            f"no trial of study {opts.study_name} finished ({counts['FAIL']} failed, {counts['PRUNED']} pruned)"
+            f"{first}; see {opts.out}/trials.csv"
+        )
     notes = []
     if best_model is None:
         notes.append(

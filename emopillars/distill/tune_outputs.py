@@ -41,7 +41,7 @@ def write_outputs(
     complete = [t for t in trials if t.state == TrialState.COMPLETE]
     if not complete:
         return None, None
-    write_plots(study, opts.out)
+    write_plots(study, opts.out, importances=len(complete) >= 2)
     best = study.best_trial
     config = opts.out / "best_config.json"
     write_atomic(config, json.dumps(best_options(base, best.params), indent=2) + "\n")
@@ -83,14 +83,17 @@ def write_trials_table(trials: list[FrozenTrial], path: Path) -> None:
     write_atomic(path, buf.getvalue())
 
 
-def write_plots(study: optuna.Study, out: Path) -> None:
-    """optimization_history.png and (from two finished trials) param_importances.png."""
+def write_plots(study: optuna.Study, out: Path, importances: bool) -> None:
+    """optimization_history.png and param_importances.png (with `importances`: from two complete trials, one
+    says nothing about importance)."""
     import matplotlib.pyplot as plt
     from optuna.visualization.matplotlib import plot_optimization_history, plot_param_importances
 
     import emopillars.distill.plots  # noqa: F401  (selects the file-only Agg backend)
 
-    plots = {"optimization_history": plot_optimization_history, "param_importances": plot_param_importances}
+    plots = {"optimization_history": plot_optimization_history}
+    if importances:
+        plots["param_importances"] = plot_param_importances
     for name, plot in plots.items():
         try:
             ax = plot(study)
