@@ -15,6 +15,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
+from sqlalchemy.exc import OperationalError
 
 from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.distill.search_space import load_space, parse_space
@@ -135,9 +136,11 @@ def _wait_for(condition, what: str, proc: subprocess.Popen, limit: float = 600) 
 
 
 def _complete_count(out: Path) -> int:
+    if not (out / "study.db").is_file():  # opening it would create it
+        return 0
     try:
         return len(_study(out).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    except (KeyError, ValueError):  # no database or no study yet
+    except (KeyError, OperationalError):  # no study yet, or its tables are being made
         return 0
 
 
