@@ -2,7 +2,7 @@
 trial's options as a `train --config` file, and the best model, whose card records the search.
 
 Written at the end of every process (under the study folder's lock), from the storage alone, so a
-rerun or a second process rewrites them from the whole study.
+rerun or a second process rewrites them from the whole study (and makes whole a file a kill tore).
 """
 
 from __future__ import annotations
@@ -15,8 +15,6 @@ import os
 import shutil
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
-
-from emopillars.synth.files import write_atomic
 
 if TYPE_CHECKING:
     import optuna
@@ -44,7 +42,7 @@ def write_outputs(
     write_plots(study, opts.out, importances=len(complete) >= 2)
     best = study.best_trial
     config = opts.out / "best_config.json"
-    write_atomic(config, json.dumps(best_options(base, best.params), indent=2) + "\n")
+    config.write_text(json.dumps(best_options(base, best.params), indent=2) + "\n", encoding="utf-8")
     counts = {s.name.lower(): sum(t.state == s for t in trials) for s in TrialState if s.is_finished()}
     search = {
         "tool": "emopillars tune (Optuna)",
@@ -80,7 +78,7 @@ def write_trials_table(trials: list[FrozenTrial], path: Path) -> None:
         duration = round(t.duration.total_seconds(), 2) if t.duration else None
         row = [t.number, t.state.name, t.value, duration, t.user_attrs.get("worker"), retry, t.user_attrs.get("error")]
         writer.writerow(row + [t.params.get(name) for name in params])
-    write_atomic(path, buf.getvalue())
+    path.write_text(buf.getvalue(), encoding="utf-8")
 
 
 def write_plots(study: optuna.Study, out: Path, importances: bool) -> None:
