@@ -19,7 +19,7 @@ from sqlalchemy.exc import OperationalError
 
 from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.distill.search_space import load_space, parse_space
-from emopillars.distill.tune import TrialSeeded, tune
+from emopillars.distill.tune import TrialSeeded, _requeue, tune
 from emopillars.errors import EmopillarsError
 
 # Each trial: two optimizer steps of 4 rows, an evaluation after each (two reports to the pruner).
@@ -99,6 +99,18 @@ def test_sampler_is_reproducible_and_a_resumed_study_draws_new_values() -> None:
     assert resumed[:3] == draws(TrialSeeded, 1) and len(set(resumed)) == 6
     plain = draws(optuna.samplers.TPESampler, 2)
     assert plain[:3] == plain[3:]  # the replay TrialSeeded avoids
+
+
+def test_ctrl_c_queues_the_interrupted_trial_again() -> None:
+    """Optuna fails a trial Ctrl-C stops; tune queues its options so the next run retries it (as the heartbeat
+    does for a killed process). Checked by hand through SIGINT: exit 130, trial 0 FAIL, trial 1 WAITING."""
+    study = optuna.create_study()
+    trial = study.ask()
+    lr = trial.suggest_float("lr", 1e-5, 1e-4)
+    study.tell(trial, state=TrialState.FAIL)
+    _requeue(study, trial.number)
+    retry = study.ask()
+    assert retry.suggest_float("lr", 1e-5, 1e-4) == lr and retry.user_attrs == {"retry_of": 0}
 
 
 def test_a_failing_combination_is_recorded_and_the_study_goes_on(tmp_path: Path, synth_dir: Path) -> None:
