@@ -7,6 +7,7 @@ The Python API mirrors the commands (each takes the command's config):
     result = train(TrainConfig(out="runs/student"), data=dataset)   # a datasets.Dataset/DatasetDict
     result.out, result.validation["macro_f1"]                       # -> TrainResult
     finetune(FinetuneConfig(...))                                   # -> FinetuneResult (train's + task_test)
+    tune(TuneConfig(n_trials=20), TrainConfig(data="runs/demo"))    # -> TuneResult (an Optuna study)
     evaluate(EvaluateConfig(...)); EmotionClassifier.from_pretrained(...)
 """
 
@@ -19,9 +20,10 @@ from emopillars.errors import EmopillarsError
 from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
-    from emopillars.distill.config import TrainConfig
+    from emopillars.distill.config import TrainConfig, TuneConfig
     from emopillars.distill.outputs import TrainResult
     from emopillars.distill.trainer import train
+    from emopillars.distill.tune import TuneResult, tune
     from emopillars.downstream.config import EvaluateConfig, FinetuneConfig
     from emopillars.downstream.evaluate import evaluate
     from emopillars.downstream.finetune import FinetuneResult, finetune
@@ -39,6 +41,9 @@ _LAZY = {
     "TrainConfig": "emopillars.distill.config",
     "TrainResult": "emopillars.distill.outputs",
     "train": "emopillars.distill.trainer",
+    "TuneConfig": "emopillars.distill.config",
+    "TuneResult": "emopillars.distill.tune",
+    "tune": "emopillars.distill.tune",
     "EvaluateConfig": "emopillars.downstream.config",
     "FinetuneConfig": "emopillars.downstream.config",
     "evaluate": "emopillars.downstream.evaluate",
@@ -59,12 +64,15 @@ __all__ = [
     "SynthConfig",
     "TrainConfig",
     "TrainResult",
+    "TuneConfig",
+    "TuneResult",
     "__version__",
     "evaluate",
     "finetune",
     "push",
     "synthesize",
     "train",
+    "tune",
 ]
 
 

@@ -16,7 +16,7 @@ import typer
 
 from emopillars import __version__
 from emopillars.console import setup_logging
-from emopillars.distill.config import DemoConfig, TrainConfig
+from emopillars.distill.config import DemoConfig, TrainConfig, TuneConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.downstream.tasks import titles
 from emopillars.errors import EmopillarsError
@@ -117,6 +117,24 @@ def train(cfg: TrainConfig, hub: HubOptions) -> None:
     t = result.training
     typer.echo(f"saved {cfg.out} ({t['steps']} steps, {t['samples_per_s']} samples/s, {t['wall_seconds']} s)")
     _push(cfg.out, hub, "model")
+
+
+@app.command()
+@config_options()
+def tune(opts: TuneConfig, cfg: TrainConfig) -> None:
+    """Search train's options with Optuna (TPE, pruning on validation macro-F1); a killed study resumes.
+
+    Every train option is passed to each trial; --space FILE names the searched ones. --n-trials counts
+    the study's finished or pruned trials in all, so a rerun completes the total instead of adding more;
+    --seed also seeds the sampler.
+    """
+    import importlib.util
+
+    if importlib.util.find_spec("optuna") is None:
+        raise EmopillarsError('tune needs Optuna, which is not installed; run: pip install "emopillars[tune]"')
+    from emopillars.distill.tune import tune as run
+
+    typer.echo(run(opts, cfg).summary())
 
 
 @app.command()

@@ -9,6 +9,9 @@ choices from `Literal`, help from `Field(description=...)`), adds `--config FILE
     @config_options(aliases={"out": ("--output",)})
     def train(cfg: TrainConfig, hub: HubOptions) -> None: ...
 
+A field that two configs of a command share (tune's `out` beside train's) is one flag, declared by
+the first config; a value the user gives reaches both.
+
 Precedence: field defaults < the `--config` file < flags the user typed. A flag counts as given only
 when click says its value came from the command line (or an environment variable), never by comparing
 it with its default, so a flag equal to the default still wins over the file.
@@ -157,8 +160,10 @@ def config_options(
         plain = [p for p in own if p.name not in slots]
         params = [_kw("ctx", typer.Context, inspect.Parameter.empty)]
         params += [p.replace(kind=inspect.Parameter.KEYWORD_ONLY) for p in plain]
+        taken: set[str] = set()  # a field two configs share is one flag (the first's), and both get its value
         for model in slots.values():
-            params += field_parameters(model, frozenset(exclude), aliases)
+            params += field_parameters(model, frozenset(exclude) | taken, aliases)
+            taken |= set(model.model_fields)
         fields = {f for model in slots.values() for f in model.model_fields}
         # A config file may still use an old spelling (output: for out:).
         renamed = {alias.lstrip("-").replace("-", "_"): name for name, olds in aliases.items() for alias in olds}

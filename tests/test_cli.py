@@ -18,7 +18,7 @@ from typer.testing import CliRunner
 
 from emopillars.cli import app
 from emopillars.config import StrictModel
-from emopillars.distill.config import TrainConfig
+from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.hub import HubOptions
 from emopillars.inference.config import PredictConfig
@@ -29,6 +29,7 @@ README = Path(__file__).parents[1] / "README.md"
 COMMANDS = {
     "synth": ((SynthConfig, HubOptions), ()),
     "train": ((TrainConfig, HubOptions), ()),
+    "tune": ((TuneConfig, TrainConfig), ()),
     "finetune": ((FinetuneConfig, HubOptions), ("problem_type", "labels", *TRAIN_ONLY)),
     "evaluate": ((EvaluateConfig,), ()),
     "predict": ((PredictConfig,), ()),
@@ -116,6 +117,31 @@ def test_defaults_then_config_file_then_typed_flags(tmp_path: Path, file: dict, 
     result = runner.invoke(toy_app, ["--config", str(config), *args])
     assert result.exit_code == 0, result.output
     assert seen[0].model_dump(include=set(expected)) == expected
+
+
+class Study(StrictModel):
+    out: Path = Path("study")
+    trials: int = 2
+
+
+pair_app = typer.Typer()
+pairs: list[tuple[Study, Toy]] = []
+
+
+@pair_app.command()
+@config_options()
+def pair(study: Study, cfg: Toy) -> None:
+    pairs.append((study, cfg))
+
+
+def test_a_field_two_configs_share_is_one_flag_reaching_both() -> None:
+    """tune's --out beside train's: one flag (the first config's default in --help); a typed value sets both."""
+    result = runner.invoke(pair_app, ["--help"], terminal_width=200)
+    assert result.output.count("--out ") == 1 and "[default: study]" in result.output
+    for args, outs in (([], (Path("study"), Path("o"))), (["--out", "x"], (Path("x"), Path("x")))):
+        pairs.clear()
+        assert runner.invoke(pair_app, args).exit_code == 0
+        assert (pairs[0][0].out, pairs[0][1].out) == outs
 
 
 def test_config_file_with_an_unknown_option_is_one_error(tmp_path: Path) -> None:

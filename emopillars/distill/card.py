@@ -145,6 +145,8 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         lines += [f"| {r['round']} | {r['pseudo_labelled_added']} | {r['validation']['macro_f1']:.4f} |"
                   for r in report["rounds"]]  # fmt: skip
     lines += _teacher_lines(cfg, report)
+    if "search" in report:
+        lines += _search_section(report["search"])
     if cfg.multi_label and thresholds:
         lines += ["", "## Thresholds", "", "| label | threshold |", "|---|---|"]
         lines += [f"| {label} | {_fmt(t)} |" for label, t in thresholds.items()]
@@ -167,6 +169,18 @@ def _teacher_lines(cfg: TrainConfig, report: dict[str, Any]) -> list[str]:
     if cfg.teacher_annealing:
         lines += ["", "**Teacher annealing** (BAM!): with a teacher, the target moved linearly from the teacher's "
                   "probabilities to the gold labels over training (lambda 0 -> 1 by optimizer step)."]  # fmt: skip
+    return lines
+
+
+def _search_section(search: dict[str, Any]) -> list[str]:
+    """How `emopillars tune` chose the options: the study, its trials, the space and this trial's draws."""
+    trials = ", ".join(f"{n} {state}" for state, n in search["trials"].items() if n)
+    lines = ["", "## Hyper-parameter search", "",
+             f"The options below were chosen by {search['tool']}: study `{search['study']}`, {search['sampler']}, "
+             f"{search['pruner']} pruner, objective {search['objective']}; {trials}. This model is trial "
+             f"{search['trial']} (validation macro-F1 {search['value']:.4f}).",
+             "", "| option | searched over | chosen |", "|---|---|---|"]  # fmt: skip
+    lines += [f"| {name} | {where} | {_fmt(search['chosen'].get(name))} |" for name, where in search["space"].items()]
     return lines
 
 

@@ -127,3 +127,39 @@ class DemoConfig(StrictModel):
     data: str | None = Field(None, description="A `synth` output folder for the Corpus tab.")
     host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the page to the network.")
     port: int = Field(7860, ge=1, le=65535, description="Port to serve on.")
+
+
+class TuneConfig(StrictModel):
+    """The options of `emopillars tune` that are its own; every `train` option is passed through to each trial."""
+
+    out: Path = Field(
+        Path("runs/tune"),
+        description="Study folder: study.db, trials/N, best_model, best_config.json, trials.csv and plots.",
+    )
+    space: Path | None = Field(
+        None,
+        description="YAML/JSON search space (option: [choices] or {low, high, log, step}); default: lr, "
+        "batch_size, dropout, warmup_ratio, weight_decay, loss, less the options given as flags.",
+    )
+    n_trials: int = Field(
+        20,
+        ge=1,
+        description="Finished or pruned trials the study holds in all: a rerun after a kill completes this total "
+        "rather than adding as many again.",
+    )
+    timeout: float | None = Field(None, gt=0, description="Start no new trial after this many seconds.")
+    pruner: Literal["none", "median", "hyperband"] = Field(
+        "median", description="Stops trials whose validation macro-F1 lags at an evaluation."
+    )
+    storage: str | None = Field(
+        None,
+        description="Optuna storage URL (sqlite:///F.db, postgresql://..., mysql://...) that several tune "
+        "processes or machines share; default: sqlite in --out.",
+    )
+    study_name: str = Field("emopillars-tune", min_length=1, description="Name of the study in the storage.")
+    heartbeat: int = Field(
+        60,
+        ge=1,
+        description="Seconds between a running trial's heartbeats; a trial silent for twice as long (its "
+        "process was killed) is marked failed and retried.",
+    )

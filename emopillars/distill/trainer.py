@@ -8,9 +8,11 @@ Public API (stable; `emopillars finetune` reuses it, no second trainer):
         model (optionally with the caller's initial classifier rows), `fit`s it (from round 2 on with
         the previous round's model as teacher) and tunes thresholds on validation. The best round is
         evaluated on validation and test and written to `cfg.out` by `outputs.write_model_folder`.
-    fit(cfg, model, tokenizer, data, teacher=None, run_dir=None) -> FitResult
+    fit(cfg, model, tokenizer, data, teacher=None, run_dir=None, on_evaluate=None) -> FitResult
         One training run of `model` on `data.train`, evaluated on `data.validation`; keeps the best
         weights by macro-F1 (multi_label) or accuracy-tied macro-F1 (single_label).
+    OnEvaluate = Callable[[int, dict], None]: called after each evaluation with the step and the
+        validation metrics (in every process, same values); raising stops the run (`tune` prunes so).
     evaluate_split(model, tokenizer, split, cfg, objective, thresholds=None) -> (metrics, thresholds)
         Metrics of a model on a split; its loss is the training objective without the KD term.
     predict_logits(...) -> np.ndarray (N, L): re-exported from `model`, the one inference path.
@@ -36,6 +38,7 @@ import logging
 import math
 import shutil
 import time
+from collections.abc import Callable
 from contextlib import nullcontext
 from dataclasses import replace
 from pathlib import Path
@@ -71,12 +74,13 @@ if TYPE_CHECKING:
     from emopillars.distill.config import TrainConfig
     from emopillars.inference.classifier import EmotionClassifier
 
-__all__ = ["FitResult", "HeadInit", "TrainResult", "evaluate_split", "fit", "predict_logits", "train"]
+__all__ = ["FitResult", "HeadInit", "OnEvaluate", "TrainResult", "evaluate_split", "fit", "predict_logits", "train"]
 
 log = logging.getLogger(__name__)
 
 # transformers' schedule names for ours; "constant" keeps the warmup.
 SCHEDULES = {"linear": "linear", "cosine": "cosine", "constant": "constant_with_warmup"}
+OnEvaluate = Callable[[int, dict], None]
 
 
 # --- pure helpers ---------------------------------------------------------------------------------------
@@ -194,6 +198,7 @@ def _evaluate_step(
     parts: Parts,
     state: FitState,
     run_dir: Path | None,
+    on_evaluate: OnEvaluate | None,
 ) -> dict[str, torch.Tensor] | None:
     """Evaluate on the main process, share its metrics, update best and patience; the new best weights or None."""
     from accelerate.utils import broadcast_object_list
@@ -204,6 +209,8 @@ def _evaluate_step(
     state.evals.append({"step": state.step, "val_macro_f1": metrics["macro_f1"], "val_loss": metrics["loss"]})
     parts.accelerator.log({f"validation/{k}": v for k, v in metrics.items() if isinstance(v, float)}, step=state.step)
     log.info("step %d: loss %.4f, val macro-F1 %.4f", state.step, state.history[-1]["loss"], metrics["macro_f1"])
+    if on_evaluate is not None:
+        on_evaluate(state.step, metrics)
     if metrics["macro_f1"] > state.best:
         state.best, state.best_step, state.bad = metrics["macro_f1"], state.step, 0
         return save_best(run_dir, cpu_state(parts.model), parts)
@@ -230,6 +237,7 @@ def fit(
     data: Splits,
     teacher: EmotionClassifier | None = None,
     run_dir: Path | None = None,
+    on_evaluate: OnEvaluate | None = None,
 ) -> FitResult:
     """Train `model` on `data.train`, evaluate on `data.validation`, keep the best weights.
 
@@ -286,7 +294,7 @@ def fit(
             bar.set_postfix(loss=f"{loss:.4f}")
             last = state.step >= total
             if state.step % eval_every == 0 or last:
-                best = _evaluate_step(cfg, tokenizer, data.validation, objective, parts, state, run_dir)
+                best = _evaluate_step(cfg, tokenizer, data.validation, objective, parts, state, run_dir, on_evaluate)
                 best_state = best or best_state
             if state.step % save_every == 0 or last or state.stopped != "max_steps":
                 save_checkpoint(run_dir, parts, state, cfg)
@@ -321,13 +329,16 @@ def _test_metrics(cfg: TrainConfig, clf: EmotionClassifier, test: Split) -> dict
     return compute_metrics(test.gold, scores, clf.thresholds, cfg.labels, not cfg.multi_label)
 
 
-def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None) -> TrainResult:
+def train(
+    cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None, on_evaluate: OnEvaluate | None = None
+) -> TrainResult:
     """Run `emopillars train` (see module docstring).
 
     Args:
         cfg: the settings (`cfg.data` is read unless `data` is given).
         data: `Splits`, or a `datasets.Dataset`/`DatasetDict` with the columns `cfg.data` would have.
         head_init: initial classifier rows (L, H) and bias (L,).
+        on_evaluate: called with (step, validation metrics) after each evaluation of every round.
 
     Returns:
         A `TrainResult`: the folder `cfg.out`, its files, and the metrics report.
@@ -356,7 +367,7 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
                 cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init, cfg.head
             )
             run_dir = out / "checkpoints" / f"round-{r}"
-            result = fit(cfg, model, tokenizer, replace(data, train=train_split), teacher, run_dir)
+            result = fit(cfg, model, tokenizer, replace(data, train=train_split), teacher, run_dir, on_evaluate)
             val, thresholds = evaluate_split(result.model, tokenizer, data.validation, cfg, result.objective)
             student = EmotionClassifier(result.model, tokenizer, thresholds, cfg.mode, cfg.max_length)
             log.info("round %d: validation macro-F1 %.4f (%d training rows)", r + 1, val["macro_f1"], len(train_split))

@@ -210,3 +210,22 @@ def test_train_on_a_datasets_object_with_tensorboard_tracking(tmp_path: Path, fa
     tags = set(acc.Tags()["scalars"])
     assert {"train/loss", "train/lr", "validation/macro_f1"} <= tags
     assert [e.step for e in acc.Scalars("validation/macro_f1")] == [1, 2]
+
+
+def test_on_evaluate_sees_each_evaluation_and_can_stop_the_run(minilm: tuple, synth_dir: Path, fast: dict) -> None:
+    """The hook `tune` prunes through: called after every evaluation; what it raises ends the run there."""
+    model, tok = minilm
+    cfg = TrainConfig(data=str(synth_dir), max_steps=8, eval_every=2, **fast)
+    seen: list[tuple[int, float]] = []
+
+    class Stop(Exception):
+        pass
+
+    def stop_at_4(step: int, metrics: dict) -> None:
+        seen.append((step, metrics["macro_f1"]))
+        if step == 4:
+            raise Stop
+
+    with pytest.raises(Stop):
+        fit(cfg, model, tok, load_splits(cfg), on_evaluate=stop_at_4)
+    assert [s for s, _ in seen] == [2, 4] and all(0.0 <= f <= 1.0 for _, f in seen)
