@@ -121,30 +121,12 @@ def predict(
     cfg: PredictConfig, texts: Annotated[list[str] | None, typer.Argument(help="Texts to label.")] = None
 ) -> None:
     """Label texts: one JSON object per text with thresholded `labels` and all `scores`."""
-    from emopillars.distill.data import read_texts
-    from emopillars.inference.classifier import EmotionClassifier
+    from emopillars.inference.stream import predict_stream
 
-    items, contexts = list(texts or []), None
-    if cfg.input is not None:
-        items, contexts = read_texts(cfg.input)
-    if not items:
-        raise EmopillarsError("nothing to predict: give TEXT arguments or --input FILE")
-    if cfg.context is not None:
-        contexts = [cfg.context] * len(items)
-    clf = EmotionClassifier.from_pretrained(cfg.model)
-    if cfg.format == "pipeline":
-        rows = clf.predict_pipeline(items, contexts, cfg.batch_size)
-    else:
-        rows = [{"text": t, **p} for t, p in zip(items, clf.predict(items, contexts, cfg.batch_size), strict=True)]
-    if cfg.explain:
-        for row, why in zip(rows, clf.explain(items, contexts), strict=True):
-            row["explanations"] = why["explanations"]
-    lines = [json.dumps(row) for row in rows]
-    if cfg.out is None:
-        typer.echo("\n".join(lines))
-    else:
-        cfg.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        typer.echo(f"wrote {len(lines)} predictions to {cfg.out}")
+    written, skipped = predict_stream(cfg, list(texts or []), typer.echo)
+    if cfg.out is not None:
+        kept = f" after the {skipped} already there" if skipped else ""
+        typer.echo(f"wrote {written} predictions to {cfg.out}{kept}")
 
 
 @app.command()
