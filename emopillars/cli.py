@@ -6,6 +6,7 @@ defaults and choices in `--help`, a `--config` file below the flags the user typ
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -25,6 +26,7 @@ from emopillars.synth.config import SynthConfig, TeacherEvalConfig
 
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=__doc__.split("\n")[0])
 OUTPUT_ALIAS = {"out": ("--output",)}  # the old spelling, hidden, for one release
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}  # one line, not a traceback
 
 
 def _version(value: bool) -> None:
@@ -211,6 +213,11 @@ def main() -> None:
     except _click.exceptions.ClickException as exc:
         typer.secho(f"error: {_one_line(exc.format_message())}", fg="red", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a full or read-only disk under --out: one line; files already written stay whole
+        if exc.errno not in DISK_ERRORS:
+            raise
+        typer.secho(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}", fg="red", err=True)
+        sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         typer.secho("aborted", fg="red", err=True)
         sys.exit(130)
