@@ -6,6 +6,7 @@ defaults and choices in `--help`, a `--config` file below the flags the user typ
 
 from __future__ import annotations
 
+import errno
 import json
 import re
 import sys
@@ -28,6 +29,7 @@ from emopillars.synth.config import SynthConfig, TeacherEvalConfig
 app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=__doc__.split("\n")[0])
 OUTPUT_ALIAS = {"out": ("--output",)}  # the old spelling, hidden: scripts that use it keep working
 LLM_ALIASES = OUTPUT_ALIAS | {"transformers_batch_size": ("--batch-size",)}  # it applies to that backend only
+DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}  # one line, not a traceback
 
 
 def _version(value: bool) -> None:
@@ -143,30 +145,12 @@ def predict(
     cfg: PredictConfig, texts: Annotated[list[str] | None, typer.Argument(help="Texts to label.")] = None
 ) -> None:
     """Label texts: one JSON object per text with thresholded `labels` and all `scores`."""
-    from emopillars.distill.data import read_texts
-    from emopillars.inference.classifier import EmotionClassifier
+    from emopillars.inference.stream import predict_stream
 
-    items, contexts = list(texts or []), None
-    if cfg.input is not None:
-        items, contexts = read_texts(cfg.input)
-    if not items:
-        raise EmopillarsError("nothing to predict: give TEXT arguments or --input FILE")
-    if cfg.context is not None:
-        contexts = [cfg.context] * len(items)
-    clf = EmotionClassifier.from_pretrained(cfg.model)
-    if cfg.format == "pipeline":
-        rows = clf.predict_pipeline(items, contexts, cfg.batch_size)
-    else:
-        rows = [{"text": t, **p} for t, p in zip(items, clf.predict(items, contexts, cfg.batch_size), strict=True)]
-    if cfg.explain:
-        for row, why in zip(rows, clf.explain(items, contexts), strict=True):
-            row["explanations"] = why["explanations"]
-    lines = [json.dumps(row) for row in rows]
-    if cfg.out is None:
-        typer.echo("\n".join(lines))
-    else:
-        cfg.out.write_text("\n".join(lines) + "\n", encoding="utf-8")
-        typer.echo(f"wrote {len(lines)} predictions to {cfg.out}")
+    written, skipped = predict_stream(cfg, list(texts or []), typer.echo)
+    if cfg.out is not None:
+        kept = f" after the {skipped} already there" if skipped else ""
+        typer.echo(f"wrote {written} predictions to {cfg.out}{kept}")
 
 
 @app.command()
@@ -251,6 +235,11 @@ def main() -> None:
     except _click.exceptions.ClickException as exc:
         typer.secho(f"error: {_one_line(exc.format_message())}", fg="red", err=True)
         sys.exit(exc.exit_code)
+    except OSError as exc:  # a full or read-only disk under --out: one line; files already written stay whole
+        if exc.errno not in DISK_ERRORS:
+            raise
+        typer.secho(f"error: cannot write {exc.filename or 'the output'}: {exc.strerror}", fg="red", err=True)
+        sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         typer.secho("aborted", fg="red", err=True)
         sys.exit(130)

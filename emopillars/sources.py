@@ -12,7 +12,8 @@ import csv
 import io
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from itertools import chain
 from pathlib import Path
 from typing import Any, Literal, get_args
 
@@ -91,6 +92,16 @@ def read_text(path: Path, legacy: bool = False) -> str:
         return text
 
 
+def text_lines(path: Path) -> Iterator[str]:
+    """A UTF-8 file's lines (ends kept, BOM dropped), decoded one at a time: a bad byte is an error naming its line."""
+    with path.open("rb") as fh:
+        for n, raw in enumerate(fh, start=1):
+            try:
+                yield raw.decode("utf-8-sig" if n == 1 else "utf-8")
+            except UnicodeDecodeError as exc:
+                raise EmopillarsError(f"{path}:{n}: not UTF-8 text ({exc.reason})") from None
+
+
 def jsonl_rows(path: Path, legacy: bool = False) -> Iterator[tuple[int, dict]]:
     """(line number, object) of a JSON Lines file, read whole first so a bad encoding fails before any row."""
     return json_objects(path, read_text(path, legacy).splitlines())
@@ -105,11 +116,18 @@ def _delimiter(first_line: str, path: Path) -> str:
 
 
 def delimited_rows(path: Path, text: str) -> Iterator[tuple[int, list[str]]]:
-    """(line number, cells) of a delimited file, its delimiter sniffed from the first line; `|` has no quoting."""
-    lines = text.splitlines()
-    delimiter = _delimiter(lines[0] if lines else "", path)
+    """(line number, cells) of a delimited file's whole text."""
+    return delimited_lines(path, io.StringIO(text))
+
+
+def delimited_lines(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, list[str]]]:
+    """(line number, cells) of a delimited file's lines (line ends kept), its delimiter sniffed from the first;
+    `|` has no quoting."""
+    lines = iter(lines)
+    first = next(lines, "")
+    delimiter = _delimiter(first, path)
     quoting = csv.QUOTE_NONE if delimiter == "|" else csv.QUOTE_MINIMAL
-    reader = csv.reader(io.StringIO(text), delimiter=delimiter, quoting=quoting, strict=True)
+    reader = csv.reader(chain([first], lines), delimiter=delimiter, quoting=quoting, strict=True)
     try:
         for cells in reader:
             if any(c.strip() for c in cells):
@@ -131,12 +149,22 @@ def table_rows(path: Path, legacy: bool = False) -> Iterator[tuple[str, dict[str
         for i, values in enumerate(table):
             yield f"{path} row {i + 1}", values
         return
-    if suffix in {".jsonl", ".json"}:
-        for n, values in jsonl_rows(path, legacy):
+    text = read_text(path, legacy)  # whole first: a bad encoding fails before any row
+    yield from _rows(path, text.splitlines() if suffix in {".jsonl", ".json"} else io.StringIO(text))
+
+
+def streamed_rows(path: Path) -> Iterator[tuple[str, dict[str, Any]]]:
+    """`table_rows` of a UTF-8 JSON Lines or delimited file, read a line at a time: memory flat in its size."""
+    return _rows(path, text_lines(path))
+
+
+def _rows(path: Path, lines: Iterable[str]) -> Iterator[tuple[str, dict[str, Any]]]:
+    if path.suffix.lower() in {".jsonl", ".json"}:
+        for n, values in json_objects(path, lines):
             yield f"{path}:{n}", values
         return
     header: list[str] | None = None
-    for n, cells in delimited_rows(path, read_text(path, legacy)):
+    for n, cells in delimited_lines(path, lines):
         if header is None:
             header = [c.strip() for c in cells]
             continue

@@ -13,6 +13,16 @@ target >= 1.0), `onnx_int8_ratio_vs_pipeline` (target >= 2.5 on the CPU) and the
     python scripts/bench_predict.py [--model DIR] [--n 2000] [--batch-size 64] [--max-length 128]
 
 Without --model a 28-label classifier over the embedded MiniLM is saved to a temporary folder.
+
+`--memory` measures instead that streaming `predict --input FILE --out FILE` keeps memory flat in the
+input's size: the command runs on `--sizes` input lines (default 10,000 and 200,000; texts of the
+bundled corpus), one fresh process per size, and the table gives each one's peak RSS (its own VmHWM,
+read as it exits), wall time and lines/s, then the ratio of the largest to the smallest (target <= 1.2).
+The model is the ONNX export of `--model` or, by default, of a tiny random 2-layer BERT over MiniLM's
+tokenizer (inputs cut at 32 tokens): the model's size does not change how memory grows with the input,
+and it keeps 200K lines within minutes on two cores.
+
+    python scripts/bench_predict.py --memory [--model DIR] [--sizes 10000 200000] [--batch-size 256]
 """
 
 from __future__ import annotations
@@ -141,13 +151,87 @@ ROWS = {
 }
 
 
+# Runs `emopillars predict` and, as it exits (even by sys.exit), writes its own peak RSS (VmHWM, kB) to argv[1].
+# Not ru_maxrss from wait4: that one keeps the parent's peak across fork and exec.
+_PEAK = """import sys
+from pathlib import Path
+from emopillars.cli import main
+peak, sys.argv = Path(sys.argv[1]), ["emopillars", *sys.argv[2:]]
+try:
+    main()
+finally:
+    status = Path("/proc/self/status").read_text()
+    peak.write_text(next(line.split()[1] for line in status.splitlines() if line.startswith("VmHWM:")))
+"""
+
+
+def tiny_onnx(folder: Path, model: str | None) -> str:
+    """The ONNX export of `model`, or of a random 2-layer BERT (hidden 64, inputs cut at 32 tokens) with MiniLM's
+    tokenizer and 28 labels."""
+    from emopillars.inference.export import export_onnx
+
+    if model is None:
+        from transformers import AutoTokenizer, BertConfig, BertForSequenceClassification
+
+        from emopillars.distill.model import resolve_model_path
+        from emopillars.inference.classifier import EmotionClassifier
+        from emopillars.taxonomy import LABELS
+
+        tokenizer = AutoTokenizer.from_pretrained(resolve_model_path(None))
+        config = BertConfig(vocab_size=tokenizer.vocab_size, hidden_size=64, num_hidden_layers=2,
+                            num_attention_heads=2, intermediate_size=128, num_labels=len(LABELS),
+                            id2label=dict(enumerate(LABELS)), label2id={n: i for i, n in enumerate(LABELS)},
+                            problem_type="multi_label_classification")  # fmt: skip
+        model = str(folder / "tiny")
+        clf = EmotionClassifier(BertForSequenceClassification(config).eval(), tokenizer, max_length=32)
+        clf.save_pretrained(model)
+    return export_onnx(model, folder / "onnx")["out"]
+
+
+def memory_table(args: argparse.Namespace) -> None:
+    """Peak RSS of streaming `predict` per input size, each in a fresh process (see the module docstring)."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        # The export runs in a child too: this process stays small, so nothing it holds counts in a row.
+        code = "import sys; from pathlib import Path; sys.path[:0] = [sys.argv[3]]; import bench_predict as b; "
+        code += "print(b.tiny_onnx(Path(sys.argv[1]), sys.argv[2] or None))"
+        model = subprocess.run([sys.executable, "-c", code, tmp, args.model or "", str(Path(__file__).parent)],
+                               check=True, capture_output=True, text=True).stdout.strip().splitlines()[-1]  # fmt: skip
+        rows = []
+        for n in args.sizes:
+            src, out, peak = folder / f"in-{n}.txt", folder / f"out-{n}.jsonl", folder / f"peak-{n}"
+            pool = make_texts(min(n, 5000))
+            with src.open("w", encoding="utf-8") as fh:
+                fh.writelines(pool[i % len(pool)] + "\n" for i in range(n))
+            cmd = [sys.executable, "-c", _PEAK, str(peak), "predict", "--model", model, "--input", str(src),
+                   "--out", str(out), "--batch-size", str(args.batch_size)]  # fmt: skip
+            start = time.perf_counter()
+            subprocess.run(cmd, check=True, capture_output=True)
+            seconds = time.perf_counter() - start
+            assert out.read_bytes().count(b"\n") == n
+            rows.append({"lines": n, "peak_rss_mb": int(peak.read_text()) / 1024, "seconds": seconds})
+    print(f"streaming predict on ONNX ({'tiny BERT' if args.model is None else args.model}), batch {args.batch_size}")
+    print(f"{'input lines':>12}{'peak RSS MB':>13}{'seconds':>10}{'lines/s':>10}")
+    for r in rows:
+        print(f"{r['lines']:>12}{r['peak_rss_mb']:>13.1f}{r['seconds']:>10.1f}{r['lines'] / r['seconds']:>10.0f}")
+    ratio = rows[-1]["peak_rss_mb"] / rows[0]["peak_rss_mb"]
+    print(f"peak RSS ratio {rows[-1]['lines']} / {rows[0]['lines']} lines: {ratio:.3f} (target <= 1.2)")
+    print(json.dumps({"peak_rss_ratio": round(ratio, 3), "rows": rows}))
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--model", help="model folder (default: a 28-label MiniLM classifier)")
     parser.add_argument("--n", type=int, default=2000)
-    parser.add_argument("--batch-size", type=int, default=64)
+    parser.add_argument("--batch-size", type=int, default=None, help="default 64 (256 with --memory)")
     parser.add_argument("--max-length", type=int, default=128)
+    parser.add_argument("--memory", action="store_true", help="peak RSS of streaming predict per input size")
+    parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 200_000])
     args = parser.parse_args()
+    if args.memory:
+        args.batch_size = args.batch_size or 256
+        return memory_table(args)
+    args.batch_size = args.batch_size or 64
     from emopillars.inference.export import export_onnx
 
     texts = make_texts(args.n)

@@ -87,14 +87,22 @@ def output_lock(out: Path, main: bool) -> Iterator[None]:
 def _write_replace(path: Path, write: Any) -> None:
     """`write(tmp)` beside `path`, then rename it over `path`: a kill mid-write leaves the previous file intact."""
     tmp = path.with_name(path.name + ".tmp")
-    write(tmp)
+    try:
+        write(tmp)
+    except BaseException:  # a full disk or a kill: no half file left to fill the disk further
+        tmp.unlink(missing_ok=True)
+        raise
     os.replace(tmp, path)
 
 
 def _save_tensors(tensors: dict[str, torch.Tensor], path: Path) -> None:
+    from safetensors import SafetensorError
     from safetensors.torch import save_file
 
-    _write_replace(path, lambda tmp: save_file(tensors, tmp))
+    try:
+        _write_replace(path, lambda tmp: save_file(tensors, tmp))
+    except SafetensorError as exc:  # its I/O errors (a full disk) are not OSErrors
+        raise EmopillarsError(f"cannot write checkpoint {path}: {exc}; the previous checkpoint is kept") from None
 
 
 def _own_memory(tensor: torch.Tensor, storages: set[int]) -> torch.Tensor:

@@ -13,6 +13,7 @@ Public API (stable; the downstream fine-tuning reuses it):
     Split.from_labels(texts, labels, label_set, contexts=None, single_label=False) -> Split
         For callers that already parsed their dataset (hard label names per row).
     read_texts(path) -> (texts, contexts | None)    # .txt (one per line), .jsonl, .csv
+    iter_texts(path) -> Iterator[(text, context | None)]   # the same, a line at a time
     pair_context(context, character_description) -> str   # the second segment in contextual mode
 
 A `Split` holds `texts`, `contexts` (None in contextless mode), `targets` (N, L) float32 soft
@@ -23,6 +24,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,9 +40,9 @@ from emopillars.sources import (
     first_line,
     is_saved_dataset,
     load_dataset,
-    read_text,
     split_name,
-    table_rows,
+    streamed_rows,
+    text_lines,
 )
 from emopillars.taxonomy import LABELS
 
@@ -188,27 +190,38 @@ def read_records(path: str | Path, cfg: TrainConfig | None = None) -> list[dict]
         raise EmopillarsError(f"cannot read {path}: {first_line(exc)}") from None
 
 
-def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
-    """Texts to label: .txt (one per line), or .jsonl/.csv with utterance|text (+ optional context)."""
+def iter_texts(path: str | Path) -> Iterator[tuple[str, str | None]]:
+    """(text, context or None) to label, read a line at a time (memory flat in the file's size): .txt (one
+    per line), or .jsonl/.csv with utterance|text (+ optional context: None on every row when no row has one)."""
     p = Path(path)
     if not p.is_file():
         raise EmopillarsError(f"input file not found: {p}")
     if p.suffix not in {".jsonl", ".csv"}:
-        return [line.strip() for line in read_text(p).splitlines() if line.strip()], None
-    rows = list(table_rows(p))
-    if not rows:
+        return ((line.strip(), None) for line in text_lines(p) if line.strip())
+    first = next(streamed_rows(p), None)
+    if first is None:
         raise EmopillarsError(f"{p} holds no rows")
-    column = next((c for c in TEXT_COLUMNS if c in rows[0][1]), None)
+    column = next((c for c in TEXT_COLUMNS if c in first[1]), None)
     if column is None:
-        raise EmopillarsError(f"{p}: missing column 'utterance' or 'text' (has {sorted(rows[0][1])})")
-    for where, row in rows:
+        raise EmopillarsError(f"{p}: missing column 'utterance' or 'text' (has {sorted(first[1])})")
+    has_context = any(row.get("context") for _, row in streamed_rows(p))  # a first pass, to the first context
+    return _texts(p, column, has_context)
+
+
+def _texts(path: Path, column: str, has_context: bool) -> Iterator[tuple[str, str | None]]:
+    for where, row in streamed_rows(path):
         for name in (column, "context", "character_description"):  # the text must be there, the others may not
             if not isinstance(row.get(name), str) and (name == column or row.get(name) is not None):
                 raise EmopillarsError(f"{where}: '{name}' is {str(row.get(name))[:40]!r}, not text")
-    texts = [row[column] for _, row in rows]
-    has_context = any(row.get("context") for _, row in rows)
-    contexts = [pair_context(row.get("context"), row.get("character_description")) for _, row in rows]
-    return texts, contexts if has_context else None
+        context = pair_context(row.get("context"), row.get("character_description")) if has_context else None
+        yield row[column], context
+
+
+def read_texts(path: str | Path) -> tuple[list[str], list[str] | None]:
+    """`iter_texts` whole: (texts, contexts or None)."""
+    rows = list(iter_texts(path))
+    contexts = [c for _, c in rows] if rows and rows[0][1] is not None else None
+    return [t for t, _ in rows], contexts
 
 
 # --- building splits ----------------------------------------------------------------------------------

@@ -12,8 +12,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from emopillars.distill.heads import head_of
-
 if TYPE_CHECKING:
     from torch import nn
 
@@ -104,6 +102,8 @@ def training_report(
 
     `result` is the kept round's run; `wall_seconds` the whole run's, all rounds and evaluations.
     """
+    from emopillars.distill.heads import head_of  # torch: loaded by the run, not by `import emopillars.downstream`
+
     return {
         "validation": metrics["validation"],
         "test": metrics["test"],

@@ -16,7 +16,10 @@ class PredictConfig(StrictModel):
     model: str = Field("runs/train", description="Model folder or Hub id (org/name[@rev]) from train or finetune.")
     context: str | None = Field(None, description="Context for every text (contextual models).")
     input: Path | None = Field(None, description="Texts to label: .txt (one per line), .jsonl or .csv.")
-    out: Path | None = Field(None, description="Write JSONL here instead of printing.")
+    out: Path | None = Field(None, description="Write JSONL here instead of printing (a chunk at a time).")
+    resume: bool = Field(
+        False, description="Continue a killed run: keep the complete lines of --out and label the inputs after them."
+    )
     batch_size: int = Field(64, ge=1, le=4096, description="Texts per forward pass.")
     format: Literal["emopillars", "pipeline"] = Field(
         "emopillars",
@@ -26,9 +29,11 @@ class PredictConfig(StrictModel):
     explain: bool = Field(False, description="Add word attributions (Integrated Gradients) for the predicted labels.")
 
     @model_validator(mode="after")
-    def _explain_needs_objects(self) -> PredictConfig:
+    def _consistent(self) -> PredictConfig:
         if self.explain and self.format == "pipeline":
             raise ValueError("--explain adds `explanations` to the emopillars format; drop --format pipeline")
+        if self.resume and self.out is None:
+            raise ValueError("--resume continues an --out file; give --out")
         return self
 
 

@@ -42,7 +42,7 @@ def test_resume_restores_weights_optimizer_schedule_progress_and_every_generator
     cfg = TrainConfig(out=tmp_path, resume=True)
     saved = _parts(cfg)
     _train(saved, 3)
-    state = FitState(step=3, epoch=1, chunk=2, best=0.5, best_step=2, history=[{"step": 3, "loss": 0.25}])
+    state = FitState(step=3, epoch=1, epoch_step=2, best=0.5, best_step=2, history=[{"step": 3, "loss": 0.25}])
     save_checkpoint(tmp_path, saved, state, cfg)
     expected = _draws()
     assert sorted(p.name for p in tmp_path.iterdir()) == ["state-3.safetensors", "state.json"]

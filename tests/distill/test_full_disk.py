@@ -1,0 +1,59 @@
+"""`train` into a full or read-only disk: one line, exit 1, and the checkpoint already written stays whole.
+
+Tests may run as root, where `chmod` does not stop a write: they mount a small tmpfs instead, and skip
+(saying why) where mounting is not allowed.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+
+
+@contextmanager
+def tmpfs(path: Path, size_mb: int, read_only: bool = False) -> Iterator[Path]:
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs (chmod alone is no test: root writes through it)")
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={size_mb}m" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+def _train(synth_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    args = ["train", "--data", str(synth_dir), "--out", str(out), "--batch-size", "4", "--max-length", "32",
+            "--eval-batch-size", "32", "--no-progress", *extra]  # fmt: skip
+    return subprocess.run([sys.executable, "-m", "emopillars.cli", *args], capture_output=True, text=True)
+
+
+def test_train_into_a_full_disk_keeps_the_last_checkpoint(synth_dir: Path, tmp_path: Path) -> None:
+    # MiniLM's state (weights + AdamW moments) is ~270 MB: the first checkpoint fits in 400 MB, a second beside it not.
+    with tmpfs(tmp_path / "disk", 400) as disk:
+        proc = _train(synth_dir, disk / "model", "--max-steps", "8", "--eval-every", "2", "--save-every", "2")
+        assert proc.returncode == 1, proc.stderr
+        lines = proc.stderr.strip().splitlines()  # the step logs (INFO), then one error line
+        assert [line for line in lines if "error" in line.lower()] == lines[-1:], lines
+        assert "model/checkpoints/round-0" in lines[-1] and "No space left on device" in lines[-1], lines[-1]
+        run = disk / "model" / "checkpoints" / "round-0"
+        record = json.loads((run / "state.json").read_text())
+        assert record["fit_state"]["step"] == 2 and (run / record["tensors"]).is_file()
+        assert not list(run.glob("*.tmp"))
+
+
+def test_train_into_a_read_only_disk_is_one_line(synth_dir: Path, tmp_path: Path) -> None:
+    with tmpfs(tmp_path / "disk", 1, read_only=True) as disk:
+        proc = _train(synth_dir, disk / "model", "--max-steps", "1")
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [f"error: cannot write {disk / 'model'}: Read-only file system"]
