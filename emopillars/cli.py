@@ -160,10 +160,13 @@ def export(cfg: ExportConfig) -> None:
 @app.command()
 @config_options()
 def demo(cfg: DemoConfig) -> None:
-    """A local web page: classify a sentence (scores, labels, word attributions) and browse a synth corpus."""
+    """A local web page: classify a sentence (scores, labels, word attributions) and browse a synth corpus.
+
+    The page offers only the models and runs named by --model and --data (each repeatable), unless --allow-paths.
+    """
     from emopillars.demo import launch
 
-    launch(cfg.model, cfg.data, cfg.host, cfg.port)
+    launch(cfg)
 
 
 @app.command()
