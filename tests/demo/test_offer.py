@@ -60,3 +60,12 @@ def test_the_start_line_for_free_paths() -> None:
     line = free_paths_notice(Offer(allow_paths=True), "0.0.0.0")
     assert line.startswith("--allow-paths with --host 0.0.0.0: anyone who can reach this page")
     assert "\n" not in line
+
+
+def test_config_names_one_or_several() -> None:
+    from emopillars.distill.config import DemoConfig
+
+    assert DemoConfig.model_validate({"model": "runs/student", "data": ["a", "b"]}).model == ("runs/student",)
+    assert DemoConfig.model_validate({"data": ["a", "b"]}).data == ("a", "b")
+    with pytest.raises(ValueError, match="concurrency"):
+        DemoConfig(concurrency=0)
