@@ -17,12 +17,12 @@ import typer
 
 from emopillars import __version__
 from emopillars.console import setup_logging
-from emopillars.distill.config import DemoConfig, TrainConfig, TuneConfig
+from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.downstream.tasks import titles
 from emopillars.errors import EmopillarsError
 from emopillars.hub import HubOptions
-from emopillars.inference.config import ExportConfig, PredictConfig
+from emopillars.inference.config import DemoConfig, ExportConfig, PredictConfig
 from emopillars.options import config_options
 from emopillars.synth.config import SynthConfig, TeacherEvalConfig
 
@@ -167,10 +167,13 @@ def export(cfg: ExportConfig) -> None:
 @app.command()
 @config_options()
 def demo(cfg: DemoConfig) -> None:
-    """A local web page: classify a sentence (scores, labels, word attributions) and browse a synth corpus."""
+    """A local web page: classify a sentence (scores, labels, word attributions) and browse a synth corpus.
+
+    The page offers only the models and runs named by --model and --data (each repeatable), unless --allow-paths.
+    """
     from emopillars.demo import launch
 
-    launch(cfg.model, cfg.data, cfg.host, cfg.port)
+    launch(cfg)
 
 
 @app.command(help=f"Fine-tune a model on {titles()} (takes every `train` option too).")

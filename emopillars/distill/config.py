@@ -120,15 +120,6 @@ class TrainConfig(StrictModel):
         return self.problem_type == "multi_label"
 
 
-class DemoConfig(StrictModel):
-    """Every option of `emopillars demo`."""
-
-    model: str | None = Field(None, description="Model folder (torch or exported ONNX) for the Classify tab.")
-    data: str | None = Field(None, description="A `synth` output folder for the Corpus tab.")
-    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the page to the network.")
-    port: int = Field(7860, ge=1, le=65535, description="Port to serve on.")
-
-
 class TuneConfig(StrictModel):
     """The options of `emopillars tune` that are its own; every `train` option is passed through to each trial."""
 

@@ -1,11 +1,11 @@
-"""Settings of `emopillars predict` and `emopillars export`: what a trained model folder is used for."""
+"""Settings of `emopillars predict`, `export` and `demo`: what a trained model folder is used for."""
 
 from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
 
-from pydantic import Field, model_validator
+from pydantic import Field, field_validator, model_validator
 
 from emopillars.config import StrictModel
 
@@ -44,3 +44,29 @@ class ExportConfig(StrictModel):
     out: Path = Field(Path("runs/onnx"), description="Folder for the exported model.")
     format: Literal["onnx"] = Field("onnx", description="Export format (onnxruntime).")
     quantize: Literal["int8"] | None = Field(None, description="int8: dynamically quantized weights.")
+
+
+class DemoConfig(StrictModel):
+    """Every option of `emopillars demo`. The page loads only the models and runs named here (see
+    `emopillars/demo/offer.py`), unless `allow_paths` opens it to any path typed into it."""
+
+    model: tuple[str, ...] = Field(
+        (), description="Model folder (torch or exported ONNX) or Hub id offered on the Classify tab; repeat for more."
+    )
+    data: tuple[str, ...] = Field((), description="A `synth` output folder offered on the Corpus tab; repeat for more.")
+    host: str = Field("127.0.0.1", description="Interface to bind; 0.0.0.0 exposes the page to the network.")
+    port: int = Field(7860, ge=1, le=65535, description="Port to serve on.")
+    allow_paths: bool = Field(
+        False,
+        description="Also load any model folder, Hub id or run folder typed into the page. With a non-loopback "
+        "--host anyone who reaches the page can: the demo starts with a warning.",
+    )
+    concurrency: int = Field(
+        4, ge=1, le=64, description="Requests the page works on at once (Gradio's queue); model calls take turns."
+    )
+
+    @field_validator("model", "data", mode="before")
+    @classmethod
+    def _one_is_a_list(cls, value: object) -> object:
+        """A config file may name one model or run as a plain string, as before several were allowed."""
+        return (value,) if isinstance(value, str) else value

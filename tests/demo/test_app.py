@@ -1,54 +1,27 @@
 """`emopillars demo` in a real headless browser: Debian's Chromium driven by Playwright's Python API.
 
-The browser comes from the system package (`apt-get install chromium`, done by scripts/install.sh);
-Playwright's own browser download is never used. A missing browser fails the test, it does not skip.
-Screenshots of both tabs land in test-artifacts/ (ignored by git).
+The page is locked to what it was started with (`locked_demo`): a path typed into its lists is not taken;
+`open_demo` (--allow-paths) takes it. The browser comes from the system package (`apt-get install chromium`,
+done by scripts/install.sh); Playwright's own browser download is never used. A missing browser fails the
+test, it does not skip. Screenshots of both tabs land in test-artifacts/ (ignored by git).
 """
 
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 
+from .conftest import Demo
+
+pytestmark = pytest.mark.slow  # starts demo servers
 CHROMIUM = Path(os.environ.get("EMOPILLARS_CHROMIUM", "/usr/bin/chromium"))
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]  # fmt: skip
 SHOTS = Path(__file__).resolve().parents[2] / "test-artifacts"
 TIMEOUT_MS = 120_000  # a page event runs the model and Integrated Gradients on a busy 2-core CPU
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def start_demo(*args: str) -> tuple[subprocess.Popen, str]:
-    """`emopillars demo ARGS` on a free port; returns the process and its URL once it answers."""
-    port = _free_port()
-    proc = subprocess.Popen([sys.executable, "-m", "emopillars.cli", "demo", *args, "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)  # fmt: skip
-    url = f"http://127.0.0.1:{port}/"
-    deadline = time.monotonic() + 180
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            raise AssertionError(f"demo exited with {proc.returncode}:\n{proc.stdout.read()}")
-        try:
-            with urllib.request.urlopen(url, timeout=5) as response:
-                if response.status == 200:
-                    return proc, url
-        except OSError:
-            time.sleep(1)
-    proc.kill()
-    raise AssertionError(f"demo did not answer on {url} within 180 s")
 
 
 @pytest.fixture(scope="module")
@@ -63,14 +36,6 @@ def browser() -> Iterator:
         chromium = p.chromium.launch(executable_path=str(CHROMIUM), args=ARGS)
         yield chromium
         chromium.close()
-
-
-@pytest.fixture(scope="module")
-def demo_url(planted_model: Path, run_dir: Path) -> Iterator[str]:
-    proc, url = start_demo("--model", str(planted_model), "--data", str(run_dir))
-    yield url
-    proc.terminate()
-    proc.wait(timeout=30)
 
 
 def check_classify(page, url: str) -> None:
@@ -89,10 +54,12 @@ def check_classify(page, url: str) -> None:
     expect(page.locator("#classify-message")).to_contain_text("type a sentence to classify", timeout=TIMEOUT_MS)
 
 
-def check_corpus(page, url: str, not_a_run: Path) -> None:
-    """Switch to the corpus tab, filter by mode and expressiveness, read the cards; a bad folder is a message."""
+def check_corpus(page, url: str, runs: tuple[Path, Path], not_a_run: Path) -> None:
+    """Switch to the corpus tab, filter by mode and expressiveness, read the cards; a typed path is not taken,
+    the other offered run is."""
     from playwright.sync_api import expect
 
+    first_run, second_run = runs
     page.goto(url)
     page.get_by_role("tab", name="Corpus").click()
     count = page.locator("#corpus-count")
@@ -108,31 +75,38 @@ def check_corpus(page, url: str, not_a_run: Path) -> None:
     expect(cards).to_contain_text("The storm took the boat")  # the context
     expect(cards).not_to_contain_text("I keep seeing the boat go under.")
     page.screenshot(path=str(SHOTS / "demo-corpus.png"), full_page=True)
-    page.locator("#run-folder textarea").fill(str(not_a_run))
+    run = page.locator("#run-folder input")  # a path typed into the run list is not taken: it reverts
+    run.fill(str(not_a_run))
+    run.press("Enter")
+    count.click()
+    expect(run).to_have_value(str(first_run))
+    run.click()
+    page.get_by_role("option", name=str(second_run)).click()  # the other run its owner offered
     page.get_by_role("button", name="Load").click()
-    expect(count).to_contain_text("not a synth output folder", timeout=TIMEOUT_MS)
+    expect(count).to_contain_text("2 of 2 examples match", timeout=TIMEOUT_MS)
 
 
-def test_classify_and_browse_in_a_browser(browser, demo_url: str, tmp_path: Path) -> None:
+def test_classify_and_browse_in_a_browser(
+    browser, locked_demo: Demo, run_dir: Path, second_run: Path, tmp_path: Path
+) -> None:
     SHOTS.mkdir(exist_ok=True)
     page = browser.new_page(viewport={"width": 1280, "height": 900})
-    check_classify(page, demo_url)
-    check_corpus(page, demo_url, tmp_path)
+    check_classify(page, locked_demo.url)
+    check_corpus(page, locked_demo.url, (run_dir, second_run), tmp_path)
     assert (SHOTS / "demo-classify.png").stat().st_size > 10_000
     assert (SHOTS / "demo-corpus.png").stat().st_size > 10_000
 
 
-def test_a_folder_that_is_not_a_model_is_a_message_on_the_page(browser, tmp_path: Path, run_dir: Path) -> None:
-    proc, url = start_demo("--model", str(tmp_path), "--data", str(run_dir))
-    try:
-        page = browser.new_page()
-        page.goto(url)
-        page.locator("#text textarea").fill("hello there")
-        page.get_by_role("button", name="Classify").click()
-        from playwright.sync_api import expect
+def test_with_allow_paths_a_typed_folder_is_loaded(browser, open_demo: Demo, tmp_path: Path) -> None:
+    """--allow-paths: the model list takes a typed path, and a folder that is not a model is a message."""
+    from playwright.sync_api import expect
 
-        expect(page.locator("#classify-message")).to_contain_text("model folder not found", timeout=TIMEOUT_MS)
-        assert "Traceback" not in page.content()
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
+    page = browser.new_page()
+    page.goto(open_demo.url)
+    model = page.locator("#model input")
+    model.fill(str(tmp_path))
+    model.press("Enter")
+    page.locator("#text textarea").fill("hello there")
+    page.get_by_role("button", name="Classify").click()
+    expect(page.locator("#classify-message")).to_contain_text("model folder not found", timeout=TIMEOUT_MS)
+    assert "Traceback" not in page.content()
