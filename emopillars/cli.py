@@ -107,10 +107,11 @@ def train(cfg: TrainConfig, hub: HubOptions) -> None:
     result = run(cfg)
     if not result.main_process:
         return  # under a multi-process launch the main process reports and pushes
-    for split in ("validation", "test"):
-        metrics = getattr(result, split)
-        if metrics:
-            typer.echo(format_table(metrics, split, per_label=_verbose()))
+    tasks = result.report.get("tasks") or {"": result.report}  # multi-task: every task's figures
+    for name, figures in tasks.items():
+        for split in ("validation", "test"):
+            if figures[split]:
+                typer.echo(format_table(figures[split], f"{name} {split}".strip(), per_label=_verbose()))
     for r in result.rounds:
         typer.echo(f"round {r['round']}: +{r['pseudo_labelled_added']} pseudo-labelled, "
                    f"validation macro-F1 {r['validation']['macro_f1']:.4f}")  # fmt: skip
@@ -135,7 +136,7 @@ def predict(
         raise EmopillarsError("nothing to predict: give TEXT arguments or --input FILE")
     if cfg.context is not None:
         contexts = [cfg.context] * len(items)
-    clf = EmotionClassifier.from_pretrained(cfg.model)
+    clf = EmotionClassifier.from_pretrained(cfg.model, task=cfg.task)
     if cfg.format == "pipeline":
         rows = clf.predict_pipeline(items, contexts, cfg.batch_size)
     else:
