@@ -102,9 +102,10 @@ def teacher_eval(cfg: TeacherEvalConfig) -> None:
 def train(cfg: TrainConfig, hub: HubOptions) -> None:
     """Distil labelled emotion data into a small encoder classifier (a save_pretrained folder)."""
     from emopillars.distill.metrics import format_table
+    from emopillars.distill.multitask import train_multitask
     from emopillars.distill.trainer import train as run
 
-    result = run(cfg)
+    result = (train_multitask if cfg.task else run)(cfg)  # several --task sets: one head each
     if not result.main_process:
         return  # under a multi-process launch the main process reports and pushes
     tasks = result.report.get("tasks") or {"": result.report}  # multi-task: every task's figures

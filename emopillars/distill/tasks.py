@@ -37,7 +37,7 @@ class Task:
 
 
 def parse_spec(spec: str) -> tuple[str, str, str | None]:
-    """"NAME=DATA[:labels-column]" -> (name, data, column or None)."""
+    """ "NAME=DATA[:labels-column]" -> (name, data, column or None)."""
     name, sep, rest = spec.partition("=")
     if not sep or not NAME.fullmatch(name) or not rest:
         raise EmopillarsError(f"--task {spec!r}: expected NAME=DATA[:labels-column] (NAME: letters, digits, _ . -)")

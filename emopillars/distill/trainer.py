@@ -334,12 +334,8 @@ def train(cfg: TrainConfig, data: Any = None, head_init: HeadInit | None = None)
     """
     from emopillars.inference.classifier import EmotionClassifier
 
-    if cfg.task:  # several labelled sets, one head each over a shared encoder
-        from emopillars.distill.multitask import train_multitask
-
-        if data is not None or head_init is not None:
-            raise EmopillarsError("multi-task training reads its --task sets itself; pass no data or head_init")
-        return train_multitask(cfg)
+    if cfg.task:  # several labelled sets: `multitask.train_multitask`, which builds on this module
+        raise EmopillarsError("cfg.task lists several tasks: run emopillars.distill.multitask.train_multitask(cfg)")
     out = Path(cfg.out)
     processes = process_state()
     with output_lock(out, processes.is_main_process):

@@ -63,10 +63,9 @@ class EmotionClassifier:
         """Load a model folder written by `save_pretrained` or `emopillars export` (runs on onnxruntime; `device`
         is ignored), or a Hub id (`org/name[@revision]`) through huggingface_hub's cache (any HF sequence
         classifier works: thresholds 0.5)."""
+        from emopillars.distill.tasks import load_task_model, task_entry
         from emopillars.hub import resolve_model
         from emopillars.inference.onnx_model import ONNX_FILE
-
-        from emopillars.distill.tasks import load_task_model, task_entry
 
         folder = resolve_model(path, revision)
         entry = task_entry(folder, task)  # None: the folder's own head

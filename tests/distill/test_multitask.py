@@ -13,16 +13,20 @@ from pathlib import Path
 import numpy as np
 import pytest
 from sklearn.metrics import accuracy_score, f1_score
+from typer.testing import CliRunner
 
+from emopillars.cli import app
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.data import load_splits
 from emopillars.distill.metrics import decide
-from emopillars.distill.multitask import task_probabilities
+from emopillars.distill.multitask import task_probabilities, train_multitask
 from emopillars.distill.tasks import parse_spec
 from emopillars.errors import EmopillarsError
 from emopillars.inference.classifier import EmotionClassifier
 
 from .conftest import FAST
+
+runner = CliRunner()
 
 SENTIMENT = {
     "positive": ["I love this so much", "what a great gift", "this is the best day", "I am very pleased"],
@@ -44,14 +48,12 @@ def write_sentiment(path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def multitask(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, TrainConfig]:
-    from emopillars.distill.trainer import train
-
     tmp = tmp_path_factory.mktemp("multitask")
     sentiment = write_sentiment(tmp / "sentiment.jsonl")
     out = tmp / "model"
     cfg = TrainConfig(task=(f"emo={synth_dir}", f"senti={sentiment}:labels"), out=out, max_steps=12, eval_every=6,
                       **FAST)  # fmt: skip
-    return out, train(cfg).report, cfg
+    return out, train_multitask(cfg).report, cfg
 
 
 def test_each_head_has_its_labels_and_metrics_match_sklearn(multitask: tuple) -> None:
@@ -83,18 +85,17 @@ def test_each_head_has_its_labels_and_metrics_match_sklearn(multitask: tuple) ->
 
 
 def test_predict_task_on_the_command_line(multitask: tuple) -> None:
-    out = multitask[0]
-    cmd = [sys.executable, "-m", "emopillars.cli", "predict", "--model", str(out), "I love this so much"]
-    senti = subprocess.run([*cmd, "--task", "senti"], capture_output=True, text=True, check=True)
+    cmd = ["predict", "--model", str(multitask[0]), "I love this so much"]
+    senti = runner.invoke(app, [*cmd, "--task", "senti"])
     row = json.loads(senti.stdout.splitlines()[0])
     assert set(row["scores"]) == {"negative", "neutral", "positive"} and len(row["labels"]) == 1
     assert sum(row["scores"].values()) == pytest.approx(1.0, abs=1e-4)
-    emo = json.loads(subprocess.run([*cmd, "--task", "emo"], capture_output=True, text=True, check=True).stdout)
-    assert len(emo["scores"]) == 28
-    bad = subprocess.run([*cmd, "--task", "nope"], capture_output=True, text=True)
-    assert bad.returncode != 0
-    assert "unknown task 'nope'; the model's tasks are ['emo', 'senti']" in bad.stderr
-    assert len(bad.stderr.strip().splitlines()) == 1
+    assert len(json.loads(runner.invoke(app, [*cmd, "--task", "emo"]).stdout)["scores"]) == 28
+    bad = subprocess.run(
+        [sys.executable, "-m", "emopillars.cli", *cmd, "--task", "nope"], capture_output=True, text=True
+    )
+    assert bad.returncode == 1
+    assert bad.stderr.strip().splitlines() == ["error: unknown task 'nope'; the model's tasks are ['emo', 'senti']"]
 
 
 def test_annealed_schedule_goes_from_proportional_to_near_uniform() -> None:
@@ -106,8 +107,11 @@ def test_annealed_schedule_goes_from_proportional_to_near_uniform() -> None:
 
 @pytest.mark.parametrize(
     ("spec", "expected"),
-    [("a=data.jsonl", ("a", "data.jsonl", None)), ("b=d/x.jsonl:labels", ("b", "d/x.jsonl", "labels")),
-     ("c=org/set", ("c", "org/set", None))],  # fmt: skip
+    [
+        ("a=data.jsonl", ("a", "data.jsonl", None)),
+        ("b=d/x.jsonl:labels", ("b", "d/x.jsonl", "labels")),
+        ("c=org/set", ("c", "org/set", None)),
+    ],  # fmt: skip
 )
 def test_task_specs(spec: str, expected: tuple) -> None:
     assert parse_spec(spec) == expected
@@ -120,3 +124,5 @@ def test_bad_specs_and_refused_options(tmp_path: Path) -> None:
         TrainConfig(task=("a=x", "b=y"), teacher="some/model")
     with pytest.raises(ValueError, match="two or more --task"):
         TrainConfig(task=("a=x",))
+    result = runner.invoke(app, ["train", "--task", "a=x", "--task", "b=y", "--data", "z"])  # --task repeats
+    assert "two or more --task NAME=DATA[:column] and no --data" in str(result.exception)
