@@ -78,7 +78,12 @@ def test_each_head_has_its_labels_and_metrics_match_sklearn(multitask: tuple) ->
             assert figures["accuracy"] == pytest.approx(accuracy_score(test.gold.argmax(1), pred.argmax(1)))
     # the folder itself is the default task's model: single-task loaders read it unchanged
     assert EmotionClassifier.from_pretrained(out).labels == EmotionClassifier.from_pretrained(out, task="emo").labels
-    assert "senti" in (out / "README.md").read_text() and (out / "heads" / "senti.safetensors").is_file()
+    card = (out / "README.md").read_text()
+    assert (
+        "## Tasks" in card
+        and "| senti | single_label | 3 |" in card
+        and (out / "heads" / "senti.safetensors").is_file()
+    )
     assert [e["step"] for e in report["evals"]] == [6, 12] and {"val_macro_f1_emo", "val_macro_f1_senti"} <= set(
         report["evals"][0]
     )
