@@ -19,7 +19,7 @@ from emopillars.cli import app
 from emopillars.distill.config import TrainConfig
 from emopillars.distill.data import load_splits
 from emopillars.distill.metrics import decide
-from emopillars.distill.multitask import task_probabilities, train_multitask
+from emopillars.distill.multitask import task_probabilities
 from emopillars.distill.tasks import parse_spec
 from emopillars.errors import EmopillarsError
 from emopillars.inference.classifier import EmotionClassifier
@@ -47,17 +47,24 @@ def write_sentiment(path: Path) -> Path:
 
 
 @pytest.fixture(scope="session")
-def multitask(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, TrainConfig]:
+def multitask(synth_dir: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, dict, TrainConfig, str]:
+    """The two-task model, trained through the command line (its printed output comes back too)."""
     tmp = tmp_path_factory.mktemp("multitask")
     sentiment = write_sentiment(tmp / "sentiment.jsonl")
-    out = tmp / "model"
-    cfg = TrainConfig(task=(f"emo={synth_dir}", f"senti={sentiment}:labels"), out=out, max_steps=12, eval_every=6,
-                      **FAST)  # fmt: skip
-    return out, train_multitask(cfg).report, cfg
+    cfg = TrainConfig(task=(f"emo={synth_dir}", f"senti={sentiment}:labels"), out=tmp / "model", max_steps=12,
+                      eval_every=6, **FAST)  # fmt: skip
+    flags = ["--batch-size", "8", "--eval-batch-size", "32", "--max-length", "64", "--lr", "1e-4", "--no-progress"]
+    assert set(FAST) == {"batch_size", "eval_batch_size", "max_length", "lr", "progress"}  # the flags above
+    tasks = [arg for spec in cfg.task for arg in ("--task", spec)]
+    result = runner.invoke(app, ["train", *tasks, "--out", str(cfg.out), "--max-steps", "12", "--eval-every", "6",
+                                 *flags])  # fmt: skip
+    assert result.exit_code == 0, result.output
+    return cfg.out, json.loads((cfg.out / "metrics.json").read_text()), cfg, result.output
 
 
 def test_each_head_has_its_labels_and_metrics_match_sklearn(multitask: tuple) -> None:
-    out, report, cfg = multitask
+    out, report, cfg, printed = multitask
+    assert "senti validation (n=12)" in printed and "emo test" in printed
     tasks = json.loads((out / "tasks.json").read_text())
     assert tasks["default"] == "emo" and list(tasks["tasks"]) == ["emo", "senti"]
     assert tasks["tasks"]["senti"]["labels"] == ["negative", "neutral", "positive"]
