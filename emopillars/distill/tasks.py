@@ -10,6 +10,7 @@ task's head weights: every parameter outside the shared encoder).
 from __future__ import annotations
 
 import json
+import logging
 import re
 from dataclasses import dataclass
 from pathlib import Path
@@ -131,7 +132,13 @@ def load_task_model(folder: Path, entry: dict[str, Any], device: str | None) -> 
 
     from emopillars.distill.model import load_classifier
 
-    model, _ = load_classifier(str(folder), tuple(entry["labels"]), entry["problem_type"])
+    quiet = logging.getLogger("emopillars.distill.model")
+    level = quiet.level
+    quiet.setLevel(logging.WARNING)  # its "head re-initialised" note: the task's head is loaded next
+    try:
+        model, _ = load_classifier(str(folder), tuple(entry["labels"]), entry["problem_type"])
+    finally:
+        quiet.setLevel(level)
     missing, unexpected = model.load_state_dict(load_file(folder / entry["head"]), strict=False)
     prefix = encoder_name(model) + "."
     if unexpected or any(not k.startswith(prefix) for k in missing):
