@@ -104,15 +104,17 @@ def teacher_eval(cfg: TeacherEvalConfig) -> None:
 def train(cfg: TrainConfig, hub: HubOptions) -> None:
     """Distil labelled emotion data into a small encoder classifier (a save_pretrained folder)."""
     from emopillars.distill.metrics import format_table
+    from emopillars.distill.multitask import train_multitask
     from emopillars.distill.trainer import train as run
 
-    result = run(cfg)
+    result = (train_multitask if cfg.task else run)(cfg)  # several --task sets: one head each
     if not result.main_process:
         return  # under a multi-process launch the main process reports and pushes
-    for split in ("validation", "test"):
-        metrics = getattr(result, split)
-        if metrics:
-            typer.echo(format_table(metrics, split, per_label=_verbose()))
+    tasks = result.report.get("tasks") or {"": result.report}  # multi-task: every task's figures
+    for name, figures in tasks.items():
+        for split in ("validation", "test"):
+            if figures[split]:
+                typer.echo(format_table(figures[split], f"{name} {split}".strip(), per_label=_verbose()))
     for r in result.rounds:
         typer.echo(f"round {r['round']}: +{r['pseudo_labelled_added']} pseudo-labelled, "
                    f"validation macro-F1 {r['validation']['macro_f1']:.4f}")  # fmt: skip

@@ -144,7 +144,7 @@ def _body(cfg: TrainConfig, report: dict[str, Any], name: str) -> str:
         lines += ["", "### Pseudo-label rounds", "", "| round | added | validation macro-F1 |", "|---|---|---|"]
         lines += [f"| {r['round']} | {r['pseudo_labelled_added']} | {r['validation']['macro_f1']:.4f} |"
                   for r in report["rounds"]]  # fmt: skip
-    lines += _teacher_lines(cfg, report)
+    lines += _teacher_lines(cfg, report) + _task_lines(report)
     if "search" in report:
         lines += _search_section(report["search"])
     if cfg.multi_label and thresholds:
@@ -181,6 +181,23 @@ def _search_section(search: dict[str, Any]) -> list[str]:
              f"{search['trial']} (validation macro-F1 {search['value']:.4f}).",
              "", "| option | searched over | chosen |", "|---|---|---|"]  # fmt: skip
     lines += [f"| {name} | {where} | {_fmt(search['chosen'].get(name))} |" for name, where in search["space"].items()]
+    return lines
+
+
+def _task_lines(report: dict[str, Any]) -> list[str]:
+    """A multi-task model's tasks: each head's labels, data and figures (the metrics above are the default's)."""
+    tasks = report.get("tasks")
+    if not tasks:
+        return []
+    lines = ["", "## Tasks", "", f"One head per task over a shared encoder; the default task is "
+             f"`{report['default_task']}` (the figures above). Load another head with "
+             "`EmotionClassifier.from_pretrained(\"REPO_OR_FOLDER\", task=NAME)` or `emopillars predict --task NAME`.",
+             "", "| task | problem | labels | data | validation macro-F1 | test macro-F1 |",
+             "|---|---|---|---|---|---|"]  # fmt: skip
+    for name, t in tasks.items():
+        test = "n/a" if not t["test"] else f"{t['test']['macro_f1']:.4f}"
+        lines.append(f"| {name} | {t['problem_type']} | {len(t['labels'])} | `{t['data']}` "
+                     f"| {t['validation']['macro_f1']:.4f} | {test} |")  # fmt: skip
     return lines
 
 

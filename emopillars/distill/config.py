@@ -33,6 +33,11 @@ class TrainConfig(StrictModel):
         description="Column holding the targets (label->score, 28 floats, names or ClassLabel ids); "
         "default: soft_labels or labels.",
     )
+    task: tuple[str, ...] = Field(
+        (),
+        description="Multi-task: NAME=DATA[:labels-column], once per task (instead of --data); one head per task "
+        "over a shared encoder, the first is the default.",
+    )
     context_column: str = Field("context", description="Column holding the context (contextual mode).")
     out: Path = Field(Path("runs/train"), description="Output model folder.")
     mode: Mode = Field("contextless", description="contextual pairs the utterance with its context.")
@@ -111,6 +116,11 @@ class TrainConfig(StrictModel):
             raise ValueError("born_again and rounds are the same loop of students; give one (rounds with a pool)")
         if self.teacher_annealing and not (self.teacher or self.born_again > 1 or self.rounds > 1):
             raise ValueError("teacher_annealing needs a teacher: --teacher, --born-again N or --rounds N")
+        tasks = self.task if isinstance(self.task, tuple) else ()  # FinetuneConfig's `task` is its benchmark name
+        if tasks and (self.data or len(tasks) < 2):
+            raise ValueError("multi-task training takes two or more --task NAME=DATA[:column] and no --data")
+        if tasks and (self.teacher or self.rounds > 1 or self.born_again > 1 or self.resume):
+            raise ValueError("multi-task training has no KD, pseudo-labelling, born-again or resume; train one task")
         if self.problem_type == "single_label" and (self.loss == "focal" or self.pos_weight):
             raise ValueError("loss 'focal' and pos_weight apply to problem_type multi_label only")
         return self

@@ -345,6 +345,8 @@ def train(
     """
     from emopillars.inference.classifier import EmotionClassifier
 
+    if cfg.task:  # several labelled sets: `multitask.train_multitask`, which builds on this module
+        raise EmopillarsError("cfg.task lists several tasks: run emopillars.distill.multitask.train_multitask(cfg)")
     out = Path(cfg.out)
     processes = process_state()
     with output_lock(out, processes.is_main_process):

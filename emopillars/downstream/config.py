@@ -86,7 +86,7 @@ class FinetuneConfig(TrainConfig, _ReadFields):
 
     def train_config(self, init_path: str | None = None) -> TrainConfig:
         """The plain trainer settings: the encoder is the `init` model (at `init_path` once resolved) when given."""
-        fields = {k: getattr(self, k) for k in TrainConfig.model_fields}
+        fields = {k: getattr(self, k) for k in TrainConfig.model_fields if k != "task"}  # ours is the benchmark
         return TrainConfig(**(fields | {"model": init_path or self.init or self.model}))
 
 

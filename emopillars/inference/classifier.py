@@ -1,7 +1,8 @@
 """`EmotionClassifier`: a trained emopillars model folder, ready to label texts.
 
 Public API (stable):
-    EmotionClassifier.from_pretrained(path_or_hub_id, device=None, revision=None) -> EmotionClassifier
+    EmotionClassifier.from_pretrained(path_or_hub_id, device=None, revision=None, task=None) -> EmotionClassifier
+        task: one head of a multi-task folder (`distill/tasks.py`); None: its default task.
     clf.predict(texts, contexts=None) -> list[{"labels": [...], "scores": {label: prob}}]
         labels: scores at or above each label's tuned threshold (multi_label), or the argmax
         (single_label); scores: every label's probability (sigmoid or softmax).
@@ -57,16 +58,23 @@ class EmotionClassifier:
 
     @classmethod
     def from_pretrained(
-        cls, path: str | Path, device: str | None = None, revision: str | None = None
+        cls, path: str | Path, device: str | None = None, revision: str | None = None, task: str | None = None
     ) -> EmotionClassifier:
         """Load a model folder written by `save_pretrained` or `emopillars export` (runs on onnxruntime; `device`
         is ignored), or a Hub id (`org/name[@revision]`) through huggingface_hub's cache (any HF sequence
         classifier works: thresholds 0.5)."""
+        from emopillars.distill.tasks import load_task_model, task_entry
         from emopillars.hub import resolve_model
         from emopillars.inference.onnx_model import ONNX_FILE
 
         folder = resolve_model(path, revision)
-        if (folder / ONNX_FILE).is_file():
+        entry = task_entry(folder, task)  # None: the folder's own head
+        if entry is not None:
+            from transformers import AutoTokenizer
+
+            model = load_task_model(folder, entry, device)
+            tokenizer = AutoTokenizer.from_pretrained(folder)
+        elif (folder / ONNX_FILE).is_file():
             from emopillars.inference.onnx_model import OnnxModel
 
             model = OnnxModel(folder)
@@ -79,7 +87,7 @@ class EmotionClassifier:
             model = load_sequence_classifier(folder, device)  # a linear or a tanh head
             tokenizer = AutoTokenizer.from_pretrained(folder)
         meta = json.loads((folder / "config.json").read_text(encoding="utf-8")).get("emopillars") or {}
-        thresholds = meta.get("thresholds")
+        thresholds = meta.get("thresholds") if entry is None else entry["thresholds"]
         if thresholds is None and (folder / "thresholds.json").is_file():
             thresholds = json.loads((folder / "thresholds.json").read_text(encoding="utf-8"))
         labels = [model.config.id2label[i] for i in range(model.config.num_labels)]

@@ -14,6 +14,7 @@ class PredictConfig(StrictModel):
     """Every option of `emopillars predict` (the texts themselves are arguments)."""
 
     model: str = Field("runs/train", description="Model folder or Hub id (org/name[@rev]) from train or finetune.")
+    task: str | None = Field(None, description="The task head of a multi-task model; default: its first task.")
     context: str | None = Field(None, description="Context for every text (contextual models).")
     input: Path | None = Field(None, description="Texts to label: .txt (one per line), .jsonl or .csv.")
     out: Path | None = Field(None, description="Write JSONL here instead of printing (a chunk at a time).")

@@ -86,7 +86,7 @@ def predict_stream(cfg: PredictConfig, texts: list[str], echo: Callable[[str], N
     written, clf, out = 0, None, None
     try:
         for chunk_texts, contexts in chunks(items, cfg.batch_size * CHUNK_BATCHES):
-            clf = clf or EmotionClassifier.from_pretrained(cfg.model)
+            clf = clf or EmotionClassifier.from_pretrained(cfg.model, task=cfg.task)
             lines = prediction_lines(clf, chunk_texts, contexts, cfg)
             if cfg.out is None:
                 echo(lines.rstrip("\n"))
