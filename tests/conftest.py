@@ -1,6 +1,9 @@
 """Suite-wide settings: no hub access, and vLLM's CPU engine kept to a small memory reservation."""
 
 import os
+import subprocess
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 
@@ -82,3 +85,28 @@ def train_planted(out: Path, steps: int = 20) -> Path:
 def planted_model(tmp_path_factory: pytest.TempPathFactory) -> Path:
     """A classifier that relies on TRIGGER, shared by the session."""
     return train_planted(tmp_path_factory.mktemp("planted"))
+
+
+@contextmanager
+def _mounted_tmpfs(path: Path, size_mb: float, read_only: bool = False) -> Iterator[Path]:
+    """A tmpfs of `size_mb` at `path` for the block (a full or read-only disk); skips where it cannot mount.
+
+    Tests may run as root, where `chmod` does not stop a write, so a real small file system stands in for a full disk.
+    """
+    if os.geteuid() != 0:
+        pytest.skip("needs root to mount a tmpfs (chmod alone is no test: root writes through it)")
+    path.mkdir(parents=True, exist_ok=True)
+    options = f"size={int(size_mb * 1024)}k" + (",ro" if read_only else "")
+    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
+    if mounted.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.fixture
+def tmpfs():
+    """`with tmpfs(path, size_mb, read_only=False) as disk:` a small file system mounted at `path`."""
+    return _mounted_tmpfs

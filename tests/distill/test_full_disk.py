@@ -1,35 +1,15 @@
 """`train` into a full or read-only disk: one line, exit 1, and the checkpoint already written stays whole.
 
-Tests may run as root, where `chmod` does not stop a write: they mount a small tmpfs instead, and skip
-(saying why) where mounting is not allowed.
+Tests may run as root, where `chmod` does not stop a write: they mount a small tmpfs instead (`tmpfs` in
+tests/conftest.py), and skip (saying why) where mounting is not allowed.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
-
-import pytest
-
-
-@contextmanager
-def tmpfs(path: Path, size_mb: int, read_only: bool = False) -> Iterator[Path]:
-    if os.geteuid() != 0:
-        pytest.skip("needs root to mount a tmpfs (chmod alone is no test: root writes through it)")
-    path.mkdir(parents=True, exist_ok=True)
-    options = f"size={size_mb}m" + (",ro" if read_only else "")
-    mounted = subprocess.run(["mount", "-t", "tmpfs", "-o", options, "tmpfs", str(path)], capture_output=True)
-    if mounted.returncode != 0:
-        pytest.skip(f"cannot mount a tmpfs here: {mounted.stderr.decode().strip()}")
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=False)
 
 
 def _train(synth_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProcess:
@@ -38,7 +18,7 @@ def _train(synth_dir: Path, out: Path, *extra: str) -> subprocess.CompletedProce
     return subprocess.run([sys.executable, "-m", "emopillars.cli", *args], capture_output=True, text=True)
 
 
-def test_train_into_a_full_disk_keeps_the_last_checkpoint(synth_dir: Path, tmp_path: Path) -> None:
+def test_train_into_a_full_disk_keeps_the_last_checkpoint(synth_dir: Path, tmp_path: Path, tmpfs) -> None:
     # MiniLM's state (weights + AdamW moments) is ~270 MB: the first checkpoint fits in 400 MB, a second beside it not.
     with tmpfs(tmp_path / "disk", 400) as disk:
         proc = _train(synth_dir, disk / "model", "--max-steps", "8", "--eval-every", "2", "--save-every", "2")
@@ -52,7 +32,7 @@ def test_train_into_a_full_disk_keeps_the_last_checkpoint(synth_dir: Path, tmp_p
         assert not list(run.glob("*.tmp"))
 
 
-def test_train_into_a_read_only_disk_is_one_line(synth_dir: Path, tmp_path: Path) -> None:
+def test_train_into_a_read_only_disk_is_one_line(synth_dir: Path, tmp_path: Path, tmpfs) -> None:
     with tmpfs(tmp_path / "disk", 1, read_only=True) as disk:
         proc = _train(synth_dir, disk / "model", "--max-steps", "1")
         assert proc.returncode == 1

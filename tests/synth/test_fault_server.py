@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -150,3 +151,27 @@ def test_an_empty_run_of_backend_errors_says_so():
     assert "survived the filters" not in empty_run_message(report)
     filtered = SynthReport.model_construct(out="runs/x", backend="openai", model="m", dropped={"unparseable": 5})
     assert "survived the filters" in empty_run_message(filtered)
+
+
+def test_synth_into_a_full_disk_stops_in_one_line_and_keeps_its_cache(answers, healthy, tmp_path, tmpfs):
+    """48 KB hold the run's config and its call cache, not its dataset and plots: one line naming the file, exit 1;
+    every answered call is on the disk whole, so the same run elsewhere sends none and writes the same examples."""
+    healthy_out, _ = healthy
+    with FaultServer(answers) as server, tmpfs(tmp_path / "disk", 48 / 1024) as disk:
+        args = ["--out", str(disk / "run"), "--backend", "openai", "--base-url", server.base_url, "--model", SERVED]
+        args += ["--no-progress", "-q", *(f"--{k.replace('_', '-')}={v}" for k, v in FAULT_RUN.items())]
+        done = subprocess.run(
+            [sys.executable, "-m", "emopillars.cli", "synth", *args],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+            timeout=300,
+        )
+        shutil.copytree(disk / "run" / "cache", tmp_path / "elsewhere" / "cache")
+        assert done.returncode == 1, done.stderr[-2000:]
+        assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "No space left on device" in done.stderr
+        assert str(disk / "run") in done.stderr and "Traceback" not in done.stderr
+        report = _synth(server, tmp_path / "elsewhere")
+    by_key = sorted(_cache_lines(tmp_path / "elsewhere"), key=lambda row: row["key"])
+    assert by_key == sorted(_cache_lines(healthy_out), key=lambda row: row["key"]) and report.llm_calls == 0
+    assert (tmp_path / "elsewhere" / "examples.jsonl").read_bytes() == (healthy_out / "examples.jsonl").read_bytes()
