@@ -134,13 +134,14 @@ class RayBackend(VllmBackend):
         import ray
 
         with self._lock:
-            replica = min(range(len(self._actors)), key=self._in_flight.__getitem__)
-            self._in_flight[replica] += 1
+            in_flight = self._in_flight  # this load's counts: a call settling after close() finds its own list
+            replica = min(range(len(self._actors)), key=in_flight.__getitem__)
+            in_flight[replica] += 1
         answer: Future[Completion] = Future()
 
         def settle(done: Future) -> None:
             with self._lock:
-                self._in_flight[replica] -= 1
+                in_flight[replica] -= 1
             try:
                 answer.set_result(Completion.model_validate(done.result()))
             except ray.exceptions.RayError as e:
