@@ -50,6 +50,19 @@ def _synth(server: FaultServer, out: Path, **backend_options) -> SynthReport:
         return synthesize(config, backend=backend)
 
 
+def _cli_synth(server: FaultServer, out: Path, *extra: str) -> subprocess.CompletedProcess:
+    """The fault run through the command line (`emopillars synth`, quiet), against `server`."""
+    args = ["--out", str(out), "--backend", "openai", "--base-url", server.base_url, "--model", SERVED, *extra]
+    args += ["--no-progress", "-q", *(f"--{k.replace('_', '-')}={v}" for k, v in FAULT_RUN.items())]
+    return subprocess.run(
+        [sys.executable, "-m", "emopillars.cli", "synth", *args],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
+        timeout=300,
+    )
+
+
 def _cache_lines(out: Path) -> list[dict]:
     return [json.loads(line) for path in sorted((out / "cache").glob("*.jsonl")) for line in path.open()]
 
@@ -114,16 +127,7 @@ def test_a_stage_whose_every_call_fails_stops_the_run(answers, tmp_path):
 def test_cli_names_the_failing_server_in_one_line(answers, tmp_path):
     """The same stop through the command line: exit 1, one line on stderr, no traceback."""
     with FaultServer(answers, fail_matching="Rewrite this") as server:
-        args = ["--out", str(tmp_path / "run"), "--backend", "openai", "--base-url", server.base_url]
-        args += ["--model", SERVED, "--http-retries", "1", "--no-progress", "-q"]
-        args += [f"--{k.replace('_', '-')}={v}" for k, v in FAULT_RUN.items()]
-        done = subprocess.run(
-            [sys.executable, "-m", "emopillars.cli", "synth", *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-            timeout=300,
-        )
+        done = _cli_synth(server, tmp_path / "run", "--http-retries", "1")
     assert done.returncode == 1, done.stderr[-2000:]
     last = done.stderr.strip().splitlines()[-1]
     assert server.base_url in last and "rewrites call(s) failed" in last and "Traceback" not in done.stderr
@@ -158,15 +162,7 @@ def test_synth_into_a_full_disk_stops_in_one_line_and_keeps_its_cache(answers, h
     every answered call is on the disk whole, so the same run elsewhere sends none and writes the same examples."""
     healthy_out, _ = healthy
     with FaultServer(answers) as server, tmpfs(tmp_path / "disk", 48 / 1024) as disk:
-        args = ["--out", str(disk / "run"), "--backend", "openai", "--base-url", server.base_url, "--model", SERVED]
-        args += ["--no-progress", "-q", *(f"--{k.replace('_', '-')}={v}" for k, v in FAULT_RUN.items())]
-        done = subprocess.run(
-            [sys.executable, "-m", "emopillars.cli", "synth", *args],
-            capture_output=True,
-            text=True,
-            env={**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)},
-            timeout=300,
-        )
+        done = _cli_synth(server, disk / "run")
         shutil.copytree(disk / "run" / "cache", tmp_path / "elsewhere" / "cache")
         assert done.returncode == 1, done.stderr[-2000:]
         assert done.stderr.strip().splitlines() == [done.stderr.strip()] and "No space left on device" in done.stderr
