@@ -164,7 +164,8 @@ def _teacher_lines(cfg: TrainConfig, report: dict[str, Any]) -> list[str]:
                   f"{len(report['generations'])} generations of the same architecture, each distilling from the "
                   f"previous one; generation {report['best_generation']} (best validation macro-F1) is this model.",
                   "", "| generation | teacher | validation macro-F1 |", "|---|---|---|"]  # fmt: skip
-        lines += [f"| {g['generation']} | {'previous generation' if g['generation'] > 1 else cfg.teacher or 'none'} "
+        first = cfg.teacher or ("--task-teacher" if cfg.task_teacher else "none")
+        lines += [f"| {g['generation']} | {'previous generation' if g['generation'] > 1 else first} "
                   f"| {g['validation']['macro_f1']:.4f} |" for g in report["generations"]]  # fmt: skip
     if cfg.teacher_annealing:
         lines += ["", "**Teacher annealing** (BAM!): with a teacher, the target moved linearly from the teacher's "
@@ -192,11 +193,12 @@ def _task_lines(report: dict[str, Any]) -> list[str]:
     lines = ["", "## Tasks", "", f"One head per task over a shared encoder; the default task is "
              f"`{report['default_task']}` (the figures above). Load another head with "
              "`EmotionClassifier.from_pretrained(\"REPO_OR_FOLDER\", task=NAME)` or `emopillars predict --task NAME`.",
-             "", "| task | problem | labels | data | validation macro-F1 | test macro-F1 |",
-             "|---|---|---|---|---|---|"]  # fmt: skip
+             "", "| task | problem | labels | data | teacher | validation macro-F1 | test macro-F1 |",
+             "|---|---|---|---|---|---|---|"]  # fmt: skip
     for name, t in tasks.items():
         test = "n/a" if not t["test"] else f"{t['test']['macro_f1']:.4f}"
-        lines.append(f"| {name} | {t['problem_type']} | {len(t['labels'])} | `{t['data']}` "
+        teacher = f"`{t['teacher']}`" if t.get("teacher") else "none"
+        lines.append(f"| {name} | {t['problem_type']} | {len(t['labels'])} | `{t['data']}` | {teacher} "
                      f"| {t['validation']['macro_f1']:.4f} | {test} |")  # fmt: skip
     return lines
 

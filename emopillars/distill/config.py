@@ -78,7 +78,14 @@ class TrainConfig(StrictModel):
     ortho_weight: float = Field(0.0, ge=0.0, description="Weight lambda of the classifier-row orthogonality term.")
     # Knowledge distillation and pseudo-labelling
     teacher: str | None = Field(
-        None, description="Model folder or Hub id (org/name[@rev]) whose soft predictions the student also learns."
+        None,
+        description="Model folder or Hub id (org/name[@rev]) whose soft predictions the student also learns; "
+        "multi-task: it teaches each task it has a head for (same name, or its own head's label set).",
+    )
+    task_teacher: tuple[str, ...] = Field(
+        (),
+        description="Multi-task KD: NAME=MODEL, once per task whose teacher is its own (e.g. a single-task model, "
+        "as in BAM!); takes precedence over --teacher for that task.",
     )
     kd_weight: float = Field(0.5, ge=0.0, le=1.0, description="Share of the KD term: (1-w)*loss + w*T^2*KL.")
     temperature: float = Field(2.0, gt=0.0, le=20.0, description="KD temperature T.")
@@ -114,13 +121,15 @@ class TrainConfig(StrictModel):
             raise ValueError(f"rounds={self.rounds} needs an unlabeled pool (--unlabeled PATH)")
         if self.born_again > 1 and self.rounds > 1:
             raise ValueError("born_again and rounds are the same loop of students; give one (rounds with a pool)")
-        if self.teacher_annealing and not (self.teacher or self.born_again > 1 or self.rounds > 1):
+        if self.teacher_annealing and not (self.teacher or self.task_teacher or self.born_again > 1 or self.rounds > 1):
             raise ValueError("teacher_annealing needs a teacher: --teacher, --born-again N or --rounds N")
         tasks = self.task if isinstance(self.task, tuple) else ()  # FinetuneConfig's `task` is its benchmark name
         if tasks and (self.data or len(tasks) < 2):
             raise ValueError("multi-task training takes two or more --task NAME=DATA[:column] and no --data")
-        if tasks and (self.teacher or self.rounds > 1 or self.born_again > 1 or self.resume):
-            raise ValueError("multi-task training has no KD, pseudo-labelling, born-again or resume; train one task")
+        if self.task_teacher and not tasks:
+            raise ValueError("--task-teacher NAME=MODEL is for multi-task training (--task); use --teacher")
+        if tasks and self.resume:
+            raise ValueError("multi-task training keeps no checkpoints to resume from; rerun it without --resume")
         if self.problem_type == "single_label" and (self.loss == "focal" or self.pos_weight):
             raise ValueError("loss 'focal' and pos_weight apply to problem_type multi_label only")
         return self

@@ -12,7 +12,14 @@ would overfit the small set early; annealing sees the large task most while the 
 task about equally at the end, so the small heads are not forgotten. Each task keeps its own objective
 (`losses.build_objective` on its own split), thresholds (tuned on its validation split) and metrics; the
 best weights are those of the evaluation with the best mean macro-F1 over the tasks. One process only, no
-checkpoints; KD, pseudo-labelling and born-again are single-task features (`TrainConfig` refuses them here).
+checkpoints.
+
+Teachers and rounds work per task, as in a single-task run (`rounds`): each task learns from its own
+teacher (`--task-teacher NAME=MODEL`, or `--teacher`'s head for it; BAM!'s single-task teachers of a
+multi-task student), with KD or teacher annealing on its own loss. Each pseudo-label round or born-again
+generation trains a fresh multi-task student whose every head distils from the previous generation's head
+of the same task; with a pool, each head of the best model so far labels it and its confident rows join
+that task's training split. The saved model is the generation with the best mean validation macro-F1.
 """
 
 from __future__ import annotations
@@ -21,6 +28,7 @@ import logging
 import math
 import time
 from collections.abc import Iterator
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -32,12 +40,15 @@ from emopillars.distill.checkpoints import cpu_state, output_lock
 from emopillars.distill.model import head_linear, load_classifier
 from emopillars.distill.outputs import FitResult, TrainResult, training_report, write_model_folder
 from emopillars.distill.parallel import make_accelerator
+from emopillars.distill.rounds import load_pool, pseudo_label, task_teachers
 from emopillars.distill.tasks import Task, encoder_name, load_tasks, save_tasks
 from emopillars.errors import EmopillarsError
 
 if TYPE_CHECKING:
     from emopillars.distill.config import TrainConfig
     from emopillars.inference.classifier import EmotionClassifier
+
+    Teachers = dict[str, EmotionClassifier]  # task name -> its teacher's head
 
 log = logging.getLogger(__name__)
 
@@ -87,11 +98,14 @@ def _evaluate(model: MultiTaskModel, tokenizer: Any, tasks: list[Task], objectiv
     }
 
 
-def fit_tasks(cfg: TrainConfig, model: MultiTaskModel, tokenizer: Any, tasks: list[Task]) -> FitResult:
+def fit_tasks(
+    cfg: TrainConfig, model: MultiTaskModel, tokenizer: Any, tasks: list[Task], teachers: Teachers | None = None
+) -> FitResult:
     """Train every head and the shared encoder by the annealed schedule; keep the best mean macro-F1.
 
-    Returns the default (first) task's `FitResult` view: history and evals cover every task
-    (`task` per step, `val_macro_f1_<task>` per evaluation); `objective` is a dict by task name.
+    `teachers[name]` (when set) teaches task `name` by KD, or by teacher annealing (lambda 0 -> 1 over
+    the run's steps). Returns the default (first) task's `FitResult` view: history and evals cover every
+    task (`task` per step, `val_macro_f1_<task>` per evaluation); `objective` is a dict by task name.
     """
     from accelerate.utils import set_seed
     from transformers import get_scheduler
@@ -103,12 +117,16 @@ def fit_tasks(cfg: TrainConfig, model: MultiTaskModel, tokenizer: Any, tasks: li
     if accelerator.num_processes > 1:
         raise EmopillarsError("multi-task training runs in one process; start it without torchrun/accelerate launch")
     set_seed(cfg.seed)
-    rows = {t.name: _train_rows(t.cfg, tokenizer, t.data.train, None, accelerator) for t in tasks}
+    teachers = teachers or {}
+    rows = {t.name: _train_rows(t.cfg, tokenizer, t.data.train, teachers.get(t.name), accelerator) for t in tasks}
     streams = {t.name: _batches(t, [len(r["input_ids"]) for r in rows[t.name]], accelerator) for t in tasks}
     per_epoch = sum(math.ceil(len(t.data.train) / (cfg.batch_size * cfg.grad_accum)) for t in tasks)
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * per_epoch))
     eval_every = cfg.eval_every or per_epoch
-    objectives = {t.name: build_objective(t.cfg, t.data.train, distil=False).to(accelerator.device) for t in tasks}
+    objectives = {
+        t.name: build_objective(t.cfg, t.data.train, distil=teachers.get(t.name) is not None).to(accelerator.device)
+        for t in tasks
+    }
     optimizer = _optimizer(model, cfg)
     scheduler = get_scheduler(SCHEDULES[cfg.schedule], optimizer, int(cfg.warmup_ratio * total), total)
     model.train()
@@ -125,7 +143,8 @@ def fit_tasks(cfg: TrainConfig, model: MultiTaskModel, tokenizer: Any, tasks: li
         lr = scheduler.get_last_lr()[0]
         head = head_linear(model.tasks[name]).weight
         batches = [collate([rows[name][i] for i in mb]) for mb in micro]
-        terms = _step(runners[name], objectives[name], head, batches, accelerator)
+        anneal = (step - 1) / max(total - 1, 1)  # teacher annealing's lambda: 0 at the first step, 1 at the last
+        terms = _step(runners[name], objectives[name], head, batches, accelerator, anneal)
         loss = sum(terms.values())
         if not math.isfinite(loss):
             raise EmopillarsError(f"training loss of task {name} became {loss} at step {step} (try a lower --lr)")
@@ -135,8 +154,9 @@ def fit_tasks(cfg: TrainConfig, model: MultiTaskModel, tokenizer: Any, tasks: li
         scheduler.step()
         optimizer.zero_grad(set_to_none=True)
         samples += sum(map(len, micro))
+        logged = {"teacher_lambda": anneal} if objectives[name].anneals else {}
         history.append({"step": step, "time": round(time.perf_counter() - started, 4), "lr": lr, "loss": loss,
-                        "task": name, **terms})  # fmt: skip
+                        "task": name, **terms, **logged})  # fmt: skip
         if step % eval_every == 0 or step == total:
             metrics = _evaluate(model, tokenizer, tasks, objectives)
             score = float(np.mean([m["macro_f1"] for m in metrics.values()]))
@@ -152,47 +172,117 @@ def fit_tasks(cfg: TrainConfig, model: MultiTaskModel, tokenizer: Any, tasks: li
     return FitResult(model, objectives, best, best_step, total, "max_steps", history, evals, seconds, samples)  # type: ignore[arg-type]
 
 
-def _task_report(task: Task, clf: EmotionClassifier, validation: dict, test: dict | None) -> dict[str, Any]:
+def _task_report(task: Task, clf: EmotionClassifier, validation: dict, test: dict | None, teacher: str | None) -> dict:
     return {
         "data": task.cfg.data,
         "labels": list(task.cfg.labels),
         "problem_type": task.cfg.problem_type,
         "thresholds": {n: round(float(t), 4) for n, t in zip(task.cfg.labels, clf.thresholds, strict=True)},
         "rows": task.data.summary.get("rows", {}),
+        "teacher": teacher,
         "validation": validation,
         "test": test,
     }
 
 
-def train_multitask(cfg: TrainConfig) -> TrainResult:
-    """`emopillars train --task A=... --task B=...`: the folder is the default task's model plus every head."""
-    from emopillars.distill.trainer import _test_metrics, evaluate_split
+@dataclass
+class Generation:
+    """One round's (or born-again generation's) student: every task's classifier and validation figures."""
+
+    score: float  # mean validation macro-F1 over the tasks
+    classifiers: dict[str, EmotionClassifier]
+    validation: dict[str, dict]
+    result: FitResult
+
+
+def _student(cfg: TrainConfig, tasks: list[Task], teachers: Teachers) -> Generation:
+    """A fresh multi-task model (pretrained encoder, new heads) trained on `tasks`, its thresholds tuned."""
+    from emopillars.distill.trainer import evaluate_split
     from emopillars.inference.classifier import EmotionClassifier
+
+    loaded = {t.name: load_classifier(cfg.model, t.cfg.labels, t.cfg.problem_type, cfg.dropout, None, cfg.head)
+              for t in tasks}  # fmt: skip
+    tokenizer = loaded[tasks[0].name][1]
+    model = MultiTaskModel({name: m for name, (m, _) in loaded.items()})
+    result = fit_tasks(cfg, model, tokenizer, tasks, teachers)
+    classifiers, validation = {}, {}
+    for t in tasks:
+        net, objective = model.tasks[t.name], result.objective[t.name]  # type: ignore[index]
+        validation[t.name], thresholds = evaluate_split(net, tokenizer, t.data.validation, t.cfg, objective)
+        classifiers[t.name] = EmotionClassifier(net, tokenizer, thresholds, cfg.mode, cfg.max_length)
+    score = float(np.mean([v["macro_f1"] for v in validation.values()]))
+    return Generation(score, classifiers, validation, result)
+
+
+def _with_pseudo_labels(cfg: TrainConfig, tasks: list[Task], best: Generation, pool: tuple) -> list[Task]:
+    """Each task with the pool rows its head in `best` labels confidently added to its training split."""
+    return [
+        replace(t, data=replace(t.data, train=t.data.train.concat(
+            pseudo_label(best.classifiers[t.name], *pool, cfg.pseudo_threshold, cfg.eval_batch_size))))
+        for t in tasks
+    ]  # fmt: skip
+
+
+def _round_line(r: int, tasks: list[Task], trained: list[Task], teachers: Teachers, g: Generation) -> dict:
+    """Round `r`'s line of the report (as `outputs.round_summary`), with each task's rows and figures."""
+    added = {t.name: len(u.data.train) - len(t.data.train) for t, u in zip(tasks, trained, strict=True)}
+    return {
+        "round": r + 1,
+        "pseudo_labelled_added": sum(added.values()),
+        "train_rows": sum(len(t.data.train) for t in trained),
+        "teacher": bool(teachers),
+        "teacher_annealing": any(o.anneals for o in g.result.objective.values()),  # type: ignore[union-attr]
+        "steps": g.result.steps,
+        "best_step": g.result.best_step,
+        "stopped": g.result.stopped,
+        "validation": {"macro_f1": g.score} | {f"macro_f1_{n}": v["macro_f1"] for n, v in g.validation.items()},
+        "tasks": {n: {"pseudo_labelled_added": added[n], "teacher": n in teachers} for n in added},
+    }
+
+
+def train_multitask(cfg: TrainConfig) -> TrainResult:
+    """`emopillars train --task A=... --task B=...`: the folder is the best generation's default task's model
+    plus every head (see the module docstring for teachers and rounds)."""
+    from emopillars.distill.trainer import _test_metrics
 
     out = Path(cfg.out)
     with output_lock(out, True):
         started = time.perf_counter()
         tasks = load_tasks(cfg)
-        loaded = {t.name: load_classifier(cfg.model, t.cfg.labels, t.cfg.problem_type, cfg.dropout, None, cfg.head)
-                  for t in tasks}  # fmt: skip
-        tokenizer = loaded[tasks[0].name][1]
-        model = MultiTaskModel({name: m for name, (m, _) in loaded.items()})
-        result = fit_tasks(cfg, model, tokenizer, tasks)
-        entries, classifiers = {}, {}
-        for t in tasks:
-            net, objective = model.tasks[t.name], result.objective[t.name]  # type: ignore[index]
-            val, thresholds = evaluate_split(net, tokenizer, t.data.validation, t.cfg, objective)
-            clf = EmotionClassifier(net, tokenizer, thresholds, cfg.mode, cfg.max_length)
-            classifiers[t.name] = clf
-            entries[t.name] = _task_report(t, clf, val, _test_metrics(t.cfg, clf, t.data.test))
+        given = task_teachers(cfg, tasks)
+        teachers: Teachers = {name: head for name, (_, head) in given.items()}
+        pool = load_pool(cfg) if cfg.rounds > 1 else None
+        rounds: list[dict] = []
+        best: Generation | None = None
+        student: Generation | None = None
+        for r in range(max(cfg.rounds, cfg.born_again)):  # pseudo-label rounds or born-again generations
+            trained = tasks
+            if r > 0:  # the last generation teaches the next, head by head; the best so far labels the pool
+                assert best is not None and student is not None
+                teachers = dict(student.classifiers)
+                trained = tasks if pool is None else _with_pseudo_labels(cfg, tasks, best, pool)
+            student = _student(cfg, trained, teachers)
+            log.info("round %d: mean validation macro-F1 %.4f", r + 1, student.score)
+            rounds.append(_round_line(r, tasks, trained, teachers, student))
+            if best is None or student.score > best.score:
+                best = student
+        assert best is not None
+        entries = {t.name: _task_report(t, best.classifiers[t.name], best.validation[t.name],
+                                        _test_metrics(t.cfg, best.classifiers[t.name], t.data.test),
+                                        given.get(t.name, (None,))[0]) for t in tasks}  # fmt: skip
         first = tasks[0]
         metrics = {"validation": entries[first.name]["validation"], "test": entries[first.name]["test"]}
-        report = training_report(first.cfg, first.data, classifiers[first.name], result, metrics,
+        report = training_report(first.cfg, first.data, best.classifiers[first.name], best.result, metrics,
                                  time.perf_counter() - started, 1)  # fmt: skip
-        report["tasks"] = entries
-        report["default_task"] = first.name
+        report |= {"tasks": entries, "default_task": first.name}
+        if cfg.rounds > 1:
+            report["rounds"] = rounds
+        if cfg.born_again > 1:  # the same lines, by generation; the saved model is the best one
+            report["generations"] = [{"generation": g.pop("round"), **g} for g in rounds]
+            report["best_generation"] = 1 + [g["validation"]["macro_f1"] for g in rounds].index(best.score)
         saved = first.cfg.model_copy(update={"task": cfg.task, "data": None, "labels_column": None})
-        write_model_folder(saved, classifiers[first.name], report, out)
+        write_model_folder(saved, best.classifiers[first.name], report, out)
+        heads = {n: clf.model for n, clf in best.classifiers.items()}
         save_tasks(out, first.name, {n: {k: e[k] for k in ("labels", "problem_type", "thresholds")}
-                                     for n, e in entries.items()}, dict(model.tasks))  # fmt: skip
+                                     for n, e in entries.items()}, heads)  # fmt: skip
     return TrainResult(out, report, True)

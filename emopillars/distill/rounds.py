@@ -5,7 +5,8 @@ whose top probability reaches `cfg.pseudo_threshold` join the training data with
 probabilities as soft targets, the last student becomes the teacher, and a fresh student (from the
 pretrained encoder) trains with KD from it. One round without a pool is plain training (with KD when
 `cfg.teacher` is set). Born-again generations (`cfg.born_again`) are the same loop without a pool:
-each generation distils from the previous one.
+each generation distils from the previous one. A multi-task run (`multitask.train_multitask`) runs
+the same rounds with one teacher per task (`task_teachers`).
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from emopillars.errors import EmopillarsError
 
 if TYPE_CHECKING:
     from emopillars.distill.config import TrainConfig
+    from emopillars.distill.tasks import Task
     from emopillars.inference.classifier import EmotionClassifier
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,47 @@ def load_teacher(cfg: TrainConfig, device: Any = None) -> EmotionClassifier:
     if teacher.labels != tuple(cfg.labels):
         raise EmopillarsError(f"teacher {cfg.teacher} predicts other labels ({len(teacher.labels)}) than the student")
     return teacher
+
+
+def _task_teacher(ref: str, task: Task, device: Any, required: bool) -> EmotionClassifier | None:
+    """`ref`'s head for `task`: its head of the same name (a multi-task folder), else its own head when it
+    predicts the task's labels; None (or, when `required`, an error) when it has neither."""
+    from emopillars.distill.tasks import read_tasks
+    from emopillars.hub import resolve_model
+    from emopillars.inference.classifier import EmotionClassifier
+
+    heads = read_tasks(resolve_model(ref)) or {"tasks": {}}
+    name = task.name if task.name in heads["tasks"] else None
+    teacher = EmotionClassifier.from_pretrained(ref, device=None if device is None else str(device), task=name)
+    if teacher.labels == tuple(task.cfg.labels):
+        return teacher
+    if required:
+        raise EmopillarsError(f"--task-teacher {task.name}={ref} predicts other labels than task {task.name}")
+    return None
+
+
+def task_teachers(cfg: TrainConfig, tasks: list[Task], device: Any = None) -> dict[str, tuple[str, EmotionClassifier]]:
+    """The tasks that have a teacher, each with (where from, its head): its `--task-teacher NAME=MODEL`, else
+    `--teacher`'s head for it."""
+    names = [t.name for t in tasks]
+    pairs = [spec.partition("=") for spec in cfg.task_teacher]
+    for spec, (name, sep, ref) in zip(cfg.task_teacher, pairs, strict=True):
+        if not sep or not ref or name not in names:
+            raise EmopillarsError(f"--task-teacher {spec!r}: expected NAME=MODEL with NAME one of {names}")
+    own = {name: ref for name, _, ref in pairs}
+    if len(own) < len(pairs):
+        raise EmopillarsError("--task-teacher names a task twice")
+    teachers = {}
+    for t in tasks:
+        ref = own.get(t.name) or cfg.teacher
+        head = None if ref is None else _task_teacher(ref, t, device, required=t.name in own)
+        if head is not None:
+            teachers[t.name] = (ref, head)
+    rest = [t.name for t in tasks if t.name not in own]
+    if cfg.teacher and rest and not set(rest) & set(teachers):
+        raise EmopillarsError(f"teacher {cfg.teacher} has no head for any of the tasks {rest} (by name or labels)")
+    log.info("teachers: %s", {t.name: teachers.get(t.name, ("none",))[0] for t in tasks})
+    return teachers
 
 
 def load_pool(cfg: TrainConfig) -> tuple[list[str], list[str] | None]:

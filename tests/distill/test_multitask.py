@@ -132,8 +132,6 @@ def test_task_specs(spec: str, expected: tuple) -> None:
 def test_bad_specs_and_refused_options(tmp_path: Path) -> None:
     with pytest.raises(EmopillarsError, match="expected NAME=DATA"):
         parse_spec("no-equals-sign")
-    with pytest.raises(ValueError, match="no KD, pseudo-labelling"):
-        TrainConfig(task=("a=x", "b=y"), teacher="some/model")
     with pytest.raises(ValueError, match="two or more --task"):
         TrainConfig(task=("a=x",))
     result = runner.invoke(app, ["train", "--task", "a=x", "--task", "b=y", "--data", "z"])  # --task repeats
