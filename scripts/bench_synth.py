@@ -49,7 +49,7 @@ from emopillars.synth.runner import hit_rate
 
 REPLICA_COUNTS = (1, 2, 4, 8, 16)
 ROW_COLUMNS = ("seconds", "kept", "llm_calls", "prompt_tokens", "generated_tokens", "generated_tokens_per_s",
-               "label_prefix_hit_rate", "engine_busy_share")  # fmt: skip
+               "label_prefix_hit_rate", "engine_busy_share", "sent_ahead", "withdrawn", "withdrawn_tokens")  # fmt: skip
 SHARES = ("label_prefix_hit_rate", "engine_busy_share")
 
 
@@ -67,6 +67,9 @@ def measure(config: SynthConfig, backend: Backend) -> dict:
         "generated_tokens_per_s": round(report.generated_tokens / seconds, 1),
         "label_prefix_hit_rate": report.prefix_cache.get("labels", {}).get("hit_rate"),
         "engine_busy_share": report.engine_busy_share,
+        "sent_ahead": report.sent_ahead,
+        "withdrawn": report.withdrawn,
+        "withdrawn_tokens": report.withdrawn_tokens,
         "prefix_cache": report.prefix_cache,
     }
 

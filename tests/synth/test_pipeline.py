@@ -92,6 +92,16 @@ def test_report_and_dataset_match_the_examples(vllm_run):
     assert all(row["split"] == name for name, split in dataset.items() for row in split)
 
 
+def test_retries_sent_ahead_leave_the_cache_as_a_one_at_a_time_run_would(vllm_run):
+    """The 135M model fails many checks, so with room under max_in_flight later attempts go out early; only the
+    attempts read in order (the first passing one wins) are cached and counted as LLM calls."""
+    config, report = vllm_run
+    assert report.sent_ahead > 0 and 0 <= report.withdrawn <= report.sent_ahead
+    cached = sum(len(CallCache(config.out / "cache", stage)) for stage in report.prefix_cache)
+    assert cached == report.llm_calls and report.cached_calls == 0
+    assert f"retries sent ahead while the engine had room: {report.sent_ahead}" in report.summary()
+
+
 def test_splits_are_by_passage(vllm_run):
     config, _ = vllm_run
     split_of: dict[str, set[str]] = {}

@@ -161,6 +161,9 @@ class Batcher:
             batch = [self.waiting.get()]
             while len(batch) < self.size and not self.waiting.empty():
                 batch.append(self.waiting.get())
+            batch = [(r, f) for r, f in batch if f.set_running_or_notify_cancel()]  # withdrawn ones are not run
+            if not batch:
+                continue
             try:
                 completions = self.answer([r for r, _ in batch])
             except Exception as e:  # the engine failed: every waiting caller learns it

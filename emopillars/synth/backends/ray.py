@@ -142,12 +142,16 @@ class RayBackend(VllmBackend):
         def settle(done: Future) -> None:
             with self._lock:
                 in_flight[replica] -= 1
+            if not answer.set_running_or_notify_cancel():  # withdrawn by the caller meanwhile
+                return
             try:
                 answer.set_result(Completion.model_validate(done.result()))
             except ray.exceptions.RayError as e:
                 answer.set_exception(EmopillarsError(f"a vLLM engine on Ray failed: {e}"))
 
-        self._actors[replica].complete.remote(request.model_dump()).future().add_done_callback(settle)
+        call = self._actors[replica].complete.remote(request.model_dump())
+        call.future().add_done_callback(settle)
+        answer.add_done_callback(lambda a: a.cancelled() and ray.cancel(call))  # the actor's engine aborts it
         return answer
 
     def close(self) -> None:
