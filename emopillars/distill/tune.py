@@ -4,7 +4,8 @@ Each trial draws the searched options (`search_space`), runs `train` into `--out
 others as given, and reports the validation macro-F1 of every evaluation to the pruner through
 `train`'s `on_evaluate` hook (the step is the evaluation's index, so rounds of pseudo-labelling
 keep counting up). A trial that raises a user error, a `ValueError` or an out-of-memory error (a bad
-combination, a NaN loss) is recorded as failed and the study goes on.
+combination, a NaN loss) is recorded as failed, logged in one line (its traceback only with -v; see
+`OwnFailureLines`) and the study goes on.
 
 The study lives in an Optuna storage (SQLite in `--out` by default, any RDB URL with `--storage`):
 - `--n-trials` is the number of finished or pruned trials the study holds in all, so a rerun after a
@@ -26,6 +27,7 @@ from __future__ import annotations
 import itertools
 import logging
 import os
+import re
 import socket
 import warnings
 from collections.abc import Callable
@@ -58,6 +60,22 @@ PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
     "median": optuna.pruners.MedianPruner,
     "hyperband": optuna.pruners.HyperbandPruner,
 }
+
+
+class OwnFailureLines(logging.Filter):
+    """Drops Optuna's report of a failed trial (its traceback, then its value, None) for the trials `tune`
+    logged itself in one line: a bad combination is an expected outcome of a search, not a crash."""
+
+    LOGGER = "optuna.study._optimize"  # where Optuna logs a trial's end
+    LINE = re.compile(r"Trial (\d+) failed with ")
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.trials: set[int] = set()
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        line = self.LINE.match(record.getMessage())
+        return not (line and int(line.group(1)) in self.trials)
 
 
 @dataclass
@@ -168,7 +186,9 @@ def trial_config(base: TrainConfig, params: dict[str, Any], out: Path) -> TrainC
         raise EmopillarsError(describe_validation_error(exc, "this combination")) from None
 
 
-def _objective(base: TrainConfig, space: Space, out: Path, running: dict) -> Callable[[optuna.Trial], float]:
+def _objective(
+    base: TrainConfig, space: Space, out: Path, running: dict, failures: OwnFailureLines
+) -> Callable[[optuna.Trial], float]:
     worker = f"{socket.gethostname()}:{os.getpid()}"
 
     def objective(trial: optuna.Trial) -> float:
@@ -185,7 +205,12 @@ def _objective(base: TrainConfig, space: Space, out: Path, running: dict) -> Cal
             cfg = trial_config(base, space.suggest(trial), out / "trials" / str(trial.number))
             return train(cfg, on_evaluate=report).validation["macro_f1"]
         except TRIAL_ERRORS as exc:
-            trial.set_user_attr("error", " ".join(str(exc).split()))
+            error = " ".join(str(exc).split())
+            trial.set_user_attr("error", error)
+            failures.trials.add(trial.number)
+            options = ", ".join(f"{k}={v}" for k, v in trial.params.items())
+            verbose = log.getEffectiveLevel() <= logging.DEBUG  # -v: the traceback too
+            log.warning("trial %d failed (%s): %s", trial.number, options, error, exc_info=verbose)
             raise
 
     return objective
@@ -243,12 +268,14 @@ def tune(opts: TuneConfig, base: TrainConfig) -> TuneResult:
     lock = FileLock(opts.out / "tune.lock")
     ran: list[FrozenTrial] = []
     running: dict[str, int | None] = {"trial": None}
+    failures = OwnFailureLines()
     if (done := _count(study, FINISHED)) >= opts.n_trials:
         log.info("study %s already holds %d finished trials (--n-trials %d)", opts.study_name, done, opts.n_trials)
     else:
+        logging.getLogger(OwnFailureLines.LOGGER).addFilter(failures)
         try:
             study.optimize(
-                _objective(base, space, opts.out, running),
+                _objective(base, space, opts.out, running, failures),
                 timeout=opts.timeout,
                 catch=TRIAL_ERRORS,
                 callbacks=[_after_trial(opts, lock, ran)],
@@ -259,6 +286,8 @@ def tune(opts: TuneConfig, base: TrainConfig) -> TuneResult:
             with lock:
                 write_outputs(study, opts, base, space)
             raise
+        finally:
+            logging.getLogger(OwnFailureLines.LOGGER).removeFilter(failures)
     with lock:
         best_model, best_config = write_outputs(study, opts, base, space)
     counts = {s.name: _count(study, (s,)) for s in TrialState}

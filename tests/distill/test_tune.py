@@ -139,6 +139,22 @@ def test_when_every_trial_fails_tune_stops_with_one_line(tmp_path: Path, synth_d
     assert len((tmp_path / "study" / "trials.csv").read_text().splitlines()) == 6
 
 
+def test_a_failed_trial_is_one_line_and_its_traceback_only_with_v(tmp_path: Path, synth_dir: Path) -> None:
+    space = tmp_path / "space.yaml"
+    space.write_text(yaml.safe_dump({"rounds": [2, 3]}))  # every trial fails: no unlabeled pool
+    for flags, tracebacks in (((), 0), (("-v",), 5)):
+        out = tmp_path / f"study{len(flags)}"
+        run = subprocess.run(
+            _tune_cmd(out, synth_dir, space, "--n-trials", "1", *flags), capture_output=True, text=True
+        )
+        assert run.returncode == 1, run.stderr
+        failed = [line for line in run.stderr.splitlines() if "emopillars.distill.tune: trial " in line]
+        assert len(failed) == 5 and all("needs an unlabeled pool (--unlabeled PATH)" in line for line in failed)
+        assert " trial 0 failed (rounds=" in failed[0]
+        assert run.stderr.count("Traceback") == tracebacks and "Trial 0 failed with" not in run.stderr
+        assert [t.state for t in _study(out).trials] == [TrialState.FAIL] * 5  # still recorded as failed
+
+
 def _wait_for(condition, what: str, proc: subprocess.Popen, limit: float = 600) -> None:
     started = time.monotonic()
     while not condition():
