@@ -1,5 +1,6 @@
-"""`emopillars tune` on the tiny corpus: the space file's checks, the sampler's seeding, failed trials, a killed
-study resumed, two processes on one study, and the best options training again with `train --config`."""
+"""`emopillars tune` on the tiny corpus: the space file's checks, the sampler's seeding, failed trials, a lagging
+trial pruned, a killed study resumed, two processes on one study, and the best options training again with
+`train --config`."""
 
 from __future__ import annotations
 
@@ -153,6 +154,36 @@ def test_a_failed_trial_is_one_line_and_its_traceback_only_with_v(tmp_path: Path
         assert " trial 0 failed (rounds=" in failed[0]
         assert run.stderr.count("Traceback") == tracebacks and "Trial 0 failed with" not in run.stderr
         assert [t.state for t in _study(out).trials] == [TrialState.FAIL] * 5  # still recorded as failed
+
+
+def test_a_trial_lagging_the_median_is_pruned_at_its_first_evaluation(tmp_path: Path, synth_dir: Path) -> None:
+    """The median pruner judges a trial once the study holds 5 complete ones (its n_startup_trials): the study is
+    given 4 that scored well (as trials of other machines), trial 4 trains and completes (only 4 complete before
+    it), and trial 5, whose first evaluation lags their median, stops there."""
+    space, out = tmp_path / "space.yaml", tmp_path / "study"
+    space.write_text(yaml.safe_dump({"lr": {"low": 5e-5, "high": 5e-4, "log": True}}))
+    out.mkdir()
+    lr = optuna.distributions.FloatDistribution(5e-5, 5e-4, log=True)
+    study = optuna.create_study(storage=f"sqlite:///{out / 'study.db'}", study_name="emopillars-tune",
+                                direction="maximize")  # fmt: skip
+    for n in range(4):
+        study.add_trial(optuna.trial.create_trial(
+            params={"lr": 1e-4 + n * 1e-5}, distributions={"lr": lr}, value=0.9 + n / 100,
+            intermediate_values={1: 0.85 + n / 100, 2: 0.9 + n / 100}, user_attrs={"worker": "elsewhere:1"},
+        ))  # fmt: skip
+    base = TrainConfig.model_validate({"data": str(synth_dir), **TRIAL})
+    result = tune(TuneConfig(out=out, space=space, n_trials=6, pruner="median"), base)
+
+    trials = _study(out).trials
+    assert [t.state for t in trials] == [TrialState.COMPLETE] * 5 + [TrialState.PRUNED]
+    completed, pruned = trials[4], trials[5]
+    assert sorted(completed.intermediate_values) == [1, 2]  # trained to its last evaluation
+    assert list(pruned.intermediate_values) == [1]  # stopped at its first
+    assert pruned.intermediate_values[1] < 0.85 and pruned.value == pruned.intermediate_values[1]
+    assert result.ran_here == 2 and result.counts["PRUNED"] == 1
+    assert "study emopillars-tune: 5 complete, 1 pruned; ran 2 trials here" in result.summary()
+    assert (out / "trials.csv").read_text().splitlines()[6].startswith("5,PRUNED,0.")
+    assert not (out / "trials").exists() or not any((out / "trials").iterdir())  # neither is the best: dropped
 
 
 def _wait_for(condition, what: str, proc: subprocess.Popen, limit: float = 600) -> None:
