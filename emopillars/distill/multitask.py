@@ -197,9 +197,12 @@ class Generation:
 
 def _student(cfg: TrainConfig, tasks: list[Task], teachers: Teachers) -> Generation:
     """A fresh multi-task model (pretrained encoder, new heads) trained on `tasks`, its thresholds tuned."""
+    from accelerate.utils import set_seed
+
     from emopillars.distill.trainer import evaluate_split
     from emopillars.inference.classifier import EmotionClassifier
 
+    set_seed(cfg.seed)  # the heads' random start too: a rerun of the same options is the same model
     loaded = {t.name: load_classifier(cfg.model, t.cfg.labels, t.cfg.problem_type, cfg.dropout, None, cfg.head)
               for t in tasks}  # fmt: skip
     tokenizer = loaded[tasks[0].name][1]

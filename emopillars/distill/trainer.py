@@ -46,6 +46,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
+from accelerate.utils import set_seed
 from torch import nn
 
 from emopillars.distill.batching import Collator, encode, length_grouped_batches, sample_weights, shard_batches
@@ -244,7 +245,6 @@ def fit(
     With `run_dir`, checkpoints (model, optimizer, schedule, progress, best, rng) go to
     `run_dir/state.json` (+ `best.safetensors`) and `cfg.resume` continues from them exactly.
     """
-    from accelerate.utils import set_seed
     from tqdm.auto import tqdm
     from transformers import get_scheduler
 
@@ -365,6 +365,7 @@ def train(
                     added = pseudo_label(best[1], *pool, cfg.pseudo_threshold, cfg.eval_batch_size)
                     train_split = train_split.concat(added)
                 teacher = student
+            set_seed(cfg.seed)  # the new head's random start too: a rerun of the same options is the same model
             model, tokenizer = load_classifier(
                 cfg.model, cfg.labels, cfg.problem_type, cfg.dropout, head_init, cfg.head
             )

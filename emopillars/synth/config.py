@@ -40,6 +40,16 @@ class _Teacher(StrictModel):
     max_in_flight: int = Field(
         128, ge=1, le=4096, description="LLM calls out at once (the engine batches them); each is cached as it returns."
     )
+    send_ahead: Literal["auto", "on", "off"] = Field(
+        "auto",
+        description="Send a stage's next attempts before the current one fails when its pass rate says they will be "
+        "needed and --max-in-flight has room; auto: on, except for --backend openai (a paid API bills a withdrawn "
+        "call it had answered).",
+    )
+
+    @property
+    def sends_ahead(self) -> bool:
+        return self.send_ahead == "on" or (self.send_ahead == "auto" and self.backend != "openai")
 
 
 # Each backend's options, declared once in its class (`backends/*.py`), each read by the backends that have a

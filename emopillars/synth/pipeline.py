@@ -83,7 +83,7 @@ def synthesize(config: SynthConfig, backend: Backend | None = None) -> SynthRepo
             max_passages=config.max_passages,
         )
         llm = backend or build_backend(config)
-        runner = Runner(llm, config.out, config.max_retries, config.max_in_flight)
+        runner = Runner(llm, config.out, config.max_retries, config.max_in_flight, config.sends_ahead)
         drafting = Drafting(config, runner)
         try:
             contextual, contextless = runner.run(lambda: drafting.run(passages))

@@ -118,9 +118,9 @@ def _consume(task: asyncio.Task) -> None:
 class Runner:
     """Stages' calls for one output folder: cached, streamed to `backend`, retried; one progress bar per stage."""
 
-    def __init__(self, backend: Backend, out: Path, max_retries: int, max_in_flight: int):
+    def __init__(self, backend: Backend, out: Path, max_retries: int, max_in_flight: int, send_ahead: bool = True):
         self.backend, self.directory, self.max_retries = backend, out / "cache", max_retries
-        self.max_in_flight = max_in_flight
+        self.max_in_flight, self.send_ahead = max_in_flight, send_ahead
         self.stats = CallStats()
         self.caches: dict[str, CallCache] = {}
         self.bars: dict[str, tqdm] = {}
@@ -214,13 +214,14 @@ class Runner:
         """Send the attempts after `attempt` now, before it fails, when the stage is likely to need them and the
         engine has room: a small run waits on its chain of retries, not on the engine.
 
-        The stage's pass rate so far (its answers that passed their checks, Laplace-smoothed) says how many
-        attempts an item needs on average; as many of the next attempts as that (and the free places under
-        `max_in_flight`) allow are sent. With one call in flight at most, nothing is sent ahead.
+        The stage's pass rate so far (its answers that passed their checks; taken as 1 until one fails, so a
+        stage that passes sends nothing ahead) says how many attempts an item needs on average; as many of the
+        next attempts as that (and the free places under `max_in_flight`) allow are sent. With one call in
+        flight at most, or `send_ahead` off, nothing is sent ahead.
         """
         s = self.stats.stages[stage.name]
-        needed = round((s.answered + 2) / (s.usable + 1))  # 1 / pass rate: the attempts an item takes on average
-        room = self.max_in_flight - self._queued
+        needed = round((s.answered + 1) / (s.usable + 1))  # 1 / pass rate: attempts an item takes; 1 until one fails
+        room = self.max_in_flight - self._queued if self.send_ahead else 0
         for later in range(attempt + 1, min(attempt + needed, self.max_retries + 1)):
             if room > 0 and later not in ahead and self._key(stage, item, later) not in self._cache(stage.name):
                 ahead[later] = self._launch(stage, item, later)

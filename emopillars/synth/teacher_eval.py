@@ -86,7 +86,7 @@ def teacher_eval(config: TeacherEvalConfig, backend: Backend | None = None) -> d
     with exclusive(config.out):
         write_atomic(config.out / "config.json", config.model_dump_json(indent=2) + "\n")
         llm = backend or build_backend(config)
-        runner = Runner(llm, config.out, config.max_retries, config.max_in_flight)
+        runner = Runner(llm, config.out, config.max_retries, config.max_in_flight, config.sends_ahead)
         labeller = Labeller(config, runner)
 
         async def label_all() -> list:
