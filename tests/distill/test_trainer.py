@@ -229,3 +229,13 @@ def test_on_evaluate_sees_each_evaluation_and_can_stop_the_run(minilm: tuple, sy
     with pytest.raises(Stop):
         fit(cfg, model, tok, load_splits(cfg), on_evaluate=stop_at_4)
     assert [s for s, _ in seen] == [2, 4] and all(0.0 <= f <= 1.0 for _, f in seen)
+
+
+def test_the_same_options_train_the_same_model_whatever_ran_before(tmp_path: Path, synth_dir: Path, fast: dict) -> None:
+    """The seed covers the new head's random start: a second run in the same process (as tune's trials and
+    `train --config best_config.json` after them) is the same model, even after other random draws."""
+    cfg = TrainConfig(data=str(synth_dir), out=tmp_path / "a", max_steps=1, **fast)
+    first = train(cfg).report["history"][0]["loss"]
+    torch.rand(1000)  # what ran before moves the global generator
+    again = train(cfg.model_copy(update={"out": tmp_path / "b"})).report["history"][0]["loss"]
+    assert again == first
