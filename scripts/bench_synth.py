@@ -28,7 +28,8 @@ Prints the tables and the projection; the last line is JSON (`ratio_vs_sequentia
 
     python scripts/bench_synth.py [--backend vllm|ray|openai|transformers] [--num-replicas 2] [--max-passages 3]
                                   [--label-samples 3] [--max-in-flight 128] [--transformers] [--enforce-eager]
-                                  [--max-retries 2] [--gpu-prefill-tokens-per-s 20000] [--json-out bench.json]
+                                  [--max-retries 2] [--send-ahead auto|on|off] [--gpu-prefill-tokens-per-s 20000]
+                                  [--json-out bench.json]
 """
 
 from __future__ import annotations
@@ -303,6 +304,9 @@ def main() -> None:
     parser.add_argument(
         "--engine-start-s", type=float, default=120.0, help="Seconds a replica's 7B engine takes to start (once)."
     )
+    parser.add_argument(
+        "--send-ahead", default="auto", choices=["auto", "on", "off"], help="The streaming runs' (synth's option)."
+    )
     parser.add_argument("--json-out", type=Path, default=None, help="Also write the JSON line's object here.")
     args = parser.parse_args()
 
@@ -310,7 +314,7 @@ def main() -> None:
         model=args.model or generator_path(), base_url=args.base_url, max_passages=args.max_passages,
         max_characters=2, emotions_per_character=2, contextless_per_example=2, label_samples=args.label_samples,
         num_replicas=args.num_replicas, enforce_eager=args.enforce_eager, max_retries=args.max_retries,
-        max_in_flight=args.max_in_flight,
+        max_in_flight=args.max_in_flight, send_ahead=args.send_ahead,
     )  # fmt: skip
     backends = [args.backend] + (["vllm"] if args.backend == "ray" else [])
     backends += ["transformers"] if args.transformers and args.backend != "transformers" else []
