@@ -20,7 +20,7 @@ from emopillars.console import setup_logging
 from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.downstream.config import TRAIN_ONLY, EvaluateConfig, FinetuneConfig
 from emopillars.downstream.tasks import titles
-from emopillars.errors import EmopillarsError
+from emopillars.errors import EmopillarsError, require
 from emopillars.hub import HubOptions
 from emopillars.inference.config import DemoConfig, ExportConfig, PredictConfig
 from emopillars.options import config_options
@@ -132,10 +132,7 @@ def tune(opts: TuneConfig, cfg: TrainConfig) -> None:
     the study's finished or pruned trials in all, so a rerun completes the total instead of adding more;
     --seed also seeds the sampler.
     """
-    import importlib.util
-
-    if importlib.util.find_spec("optuna") is None:
-        raise EmopillarsError('tune needs Optuna, which is not installed; run: pip install "emopillars[tune]"')
+    require("optuna", "tune", '"emopillars[tune]"')
     from emopillars.distill.tune import tune as run
 
     typer.echo(run(opts, cfg).summary())

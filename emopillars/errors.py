@@ -1,5 +1,6 @@
 """The one exception users see: a sentence naming the file, field or value at fault."""
 
+import importlib.util
 import re
 
 # A value quoted in a message (a line of a damaged file, a label made of 100,000 x's) is cut to its start.
@@ -17,3 +18,11 @@ class EmopillarsError(Exception):
 
     def __init__(self, message: str = "", *args: object):
         super().__init__(_shorten(str(message)), *args)
+
+
+def require(module: str, what: str, install: str) -> None:
+    """Fail with the pip command that installs `module` when it is missing; `what` names the feature needing it."""
+    if importlib.util.find_spec(module) is None:
+        raise EmopillarsError(
+            f"{what} needs the Python package '{module}', which is not installed; run: pip install {install}"
+        )

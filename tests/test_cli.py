@@ -236,3 +236,15 @@ def test_no_progress_silences_every_library(tmp_path: Path, monkeypatch: pytest.
     hf_logging.enable_progress_bar()
     datasets.enable_progress_bars()
     huggingface_hub.utils.enable_progress_bars()
+
+
+def test_a_missing_package_names_the_feature_and_the_pip_command():
+    from emopillars.errors import EmopillarsError, require
+
+    require("json", "anything", '"emopillars[x]"')  # installed: nothing happens
+    with pytest.raises(EmopillarsError) as caught:
+        require("emopillars_no_such_module", "backend 'vllm'", '"emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)')
+    assert str(caught.value) == (
+        "backend 'vllm' needs the Python package 'emopillars_no_such_module', which is not installed; "
+        'run: pip install "emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)'
+    )

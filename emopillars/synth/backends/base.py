@@ -12,7 +12,6 @@ same name, so adding a backend is one class and one line in the registry.
 
 from __future__ import annotations
 
-import importlib.util
 import queue
 import threading
 from abc import ABC, abstractmethod
@@ -24,7 +23,6 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 from tqdm.auto import tqdm
 
 from emopillars.console import progress_bars_disabled
-from emopillars.errors import EmopillarsError
 
 
 class Sampling(BaseModel, frozen=True, extra="forbid"):
@@ -120,15 +118,6 @@ class Backend(BaseModel, ABC):
 
     def __exit__(self, *exc_info: object) -> None:
         self.close()
-
-
-def require(module: str, backend: str, extra: str) -> None:
-    """Fail with the pip extra to install when a backend's package is missing."""
-    if importlib.util.find_spec(module) is None:
-        raise EmopillarsError(
-            f"backend '{backend}' needs the Python package '{module}', which is not installed; "
-            f'run: pip install "emopillars[{extra}]"'
-        )
 
 
 def resolve_dtype(dtype: str) -> str:

@@ -22,8 +22,8 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr
 
-from emopillars.errors import EmopillarsError
-from emopillars.synth.backends.base import Completion, Request, require
+from emopillars.errors import EmopillarsError, require
+from emopillars.synth.backends.base import Completion, Request
 from emopillars.synth.backends.engine import ChatEngine
 from emopillars.synth.backends.vllm import VllmBackend, cpu_engine_env, quiet_engine_env
 
@@ -36,7 +36,7 @@ LOCAL_SPARE_CPUS = 4
 def connect(address: str | None, engines: int = 1) -> None:
     """Join the Ray cluster at `address` ("auto": the one `ray start` runs here; default: $RAY_ADDRESS), or start
     a local one with room for `engines` engines."""
-    require("ray", "ray", "ray")
+    require("ray", "backend 'ray'", '"emopillars[ray]"')
     import ray
 
     if ray.is_initialized():

@@ -18,8 +18,8 @@ from pydantic import Field, PrivateAttr
 from tqdm.auto import tqdm
 
 from emopillars.console import progress_bars_disabled
-from emopillars.errors import EmopillarsError
-from emopillars.synth.backends.base import Backend, Batcher, Completion, Request, require, resolve_dtype
+from emopillars.errors import EmopillarsError, require
+from emopillars.synth.backends.base import Backend, Batcher, Completion, Request, resolve_dtype
 
 log = logging.getLogger(__name__)
 
@@ -42,7 +42,7 @@ class TransformersBackend(Backend):
     def load(self) -> None:
         if self._model is not None:
             return
-        require("transformers", "transformers", '"emopillars[cpu]"')
+        require("transformers", "backend 'transformers'", '"emopillars[cpu]"')
         import torch
         from transformers import AutoModelForCausalLM, AutoTokenizer
 

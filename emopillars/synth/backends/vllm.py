@@ -26,7 +26,8 @@ from typing import Any
 
 from pydantic import Field, PrivateAttr, field_validator
 
-from emopillars.synth.backends.base import Backend, Completion, Request, require, resolve_dtype
+from emopillars.errors import require
+from emopillars.synth.backends.base import Backend, Completion, Request, resolve_dtype
 from emopillars.synth.backends.engine import ChatEngine
 
 log = logging.getLogger(__name__)
@@ -137,7 +138,7 @@ class VllmBackend(Backend):
     def load(self) -> None:
         if self._engine is not None:
             return
-        require("vllm", "vllm", '"emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)')
+        require("vllm", "backend 'vllm'", '"emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)')
         import torch
 
         on_cpu = not torch.cuda.is_available()
