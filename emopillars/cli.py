@@ -218,16 +218,9 @@ def push(
     typer.echo(f"pushed to {run(run_dir, repo_id, private)}")
 
 
-def _output_folder() -> str:
-    """The command line's --out, for a disk error raised by a write that names no file (e.g. a library's)."""
-    args = sys.argv[1:]
-    for flag in ("--out", "--output"):
-        if flag in args[:-1]:
-            return f"under {args[args.index(flag) + 1]}"
-        given = next((a.split("=", 1)[1] for a in args if a.startswith(f"{flag}=")), None)
-        if given:
-            return f"under {given}"
-    return "the output"
+def _where(exc: OSError) -> str:
+    """The file a disk error names, else the command's output folder (`options.config_options` notes it)."""
+    return exc.filename or next(iter(getattr(exc, "__notes__", ())), "the output")
 
 
 def _one_line(message: str) -> str:
@@ -252,7 +245,7 @@ def main() -> None:
     except OSError as exc:  # a full or read-only disk under --out: one line; files already written stay whole
         if exc.errno not in DISK_ERRORS:
             raise
-        typer.secho(f"error: cannot write {exc.filename or _output_folder()}: {exc.strerror}", fg="red", err=True)
+        typer.secho(f"error: cannot write {_where(exc)}: {exc.strerror}", fg="red", err=True)
         sys.exit(1)
     except (typer.Abort, KeyboardInterrupt):
         typer.secho("aborted", fg="red", err=True)

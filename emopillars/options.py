@@ -180,7 +180,13 @@ def config_options(
             progress = next((c.progress for c in built.values() if "progress" in type(c).model_fields), None)
             if not (values.get("progress", True) if progress is None else progress):
                 disable_progress_bars()
-            return fn(**{p.name: values[p.name] for p in plain}, **built)
+            out = next((c.out for c in built.values() if "out" in type(c).model_fields), None)
+            try:
+                return fn(**{p.name: values[p.name] for p in plain}, **built)
+            except OSError as exc:  # a write that names no file (a library's): the CLI names the output instead
+                if out is not None:
+                    exc.add_note(f"under {out}")
+                raise
 
         # typer must read the generated signature and annotations, not fn's.
         del command.__wrapped__

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import json
 import logging
 import os
@@ -248,3 +249,24 @@ def test_a_missing_package_names_the_feature_and_the_pip_command():
         "backend 'vllm' needs the Python package 'emopillars_no_such_module', which is not installed; "
         'run: pip install "emopillars[gpu]" (CUDA) or "emopillars[cpu]" (CPU)'
     )
+
+
+full_disk_app = typer.Typer()
+
+
+@full_disk_app.command()
+@config_options()
+def fill(cfg: Toy) -> None:
+    raise OSError(errno.ENOSPC, "No space left on device")  # as a library's write raises it: no file named
+
+
+def test_a_disk_error_naming_no_file_is_noted_with_the_output_folder_from_a_config_file(tmp_path: Path) -> None:
+    """`out` set only in --config still names where the command was writing (not only a --out on the line)."""
+    from emopillars.cli import _where
+
+    config = tmp_path / "run.yaml"
+    config.write_text(f"out: {tmp_path / 'run'}\n")
+    result = runner.invoke(full_disk_app, ["--config", str(config)])
+    assert isinstance(result.exception, OSError)
+    assert _where(result.exception) == f"under {tmp_path / 'run'}"
+    assert _where(OSError(errno.ENOSPC, "full", "/x/file.json")) == "/x/file.json"
