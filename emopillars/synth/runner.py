@@ -34,7 +34,7 @@ from tqdm.auto import tqdm
 from emopillars import prompts
 from emopillars.console import progress_bars_disabled
 from emopillars.errors import EmopillarsError
-from emopillars.synth.backends import Backend, Completion
+from emopillars.synth.backends import Backend, Completion, Request
 from emopillars.synth.cache import CallCache, call_key
 from emopillars.synth.stages import ParseError, Stage
 
@@ -158,7 +158,7 @@ class Runner:
         """
         stats, bar = self.stats.stages[stage.name], self._bar(stage.name)
         reason = "backend_error"
-        ahead: dict[int, asyncio.Task] = {}  # later attempts already sent, by attempt number
+        ahead: dict[int, tuple[str, asyncio.Task]] = {}  # later attempts already sent: key and call
         try:
             for attempt in range(self.max_retries + 1):
                 completion = await self._attempt(stage, item, attempt, ahead)
@@ -192,13 +192,15 @@ class Runner:
         run would have made, whatever was sent ahead.
         """
         stats, cache = self.stats.stages[stage.name], self._cache(stage.name)
-        key = self._key(stage, item, attempt)
-        call = ahead.pop(attempt, None)
-        if call is None:
+        if attempt in ahead:
+            key, call = ahead.pop(attempt)
+        else:
+            request = stage.request(item, attempt)
+            key = self._key(stage, request, attempt)
             if key in cache:
                 stats.cached += 1
                 return cache[key]
-            call = self._launch(stage, item, attempt)
+            call = self._launch(request)
         self._send_ahead(stage, item, attempt, ahead)
         completion = await call
         stats.record(completion)
@@ -216,42 +218,45 @@ class Runner:
 
         The stage's pass rate so far (its answers that passed their checks; taken as 1 until one fails, so a
         stage that passes sends nothing ahead) says how many attempts an item needs on average; as many of the
-        next attempts as that (and the free places under `max_in_flight`) allow are sent. With one call in
-        flight at most, or `send_ahead` off, nothing is sent ahead.
+        next attempts as that (and the free places under `max_in_flight`) allow are sent, each with its call
+        key. With one call in flight at most, or `send_ahead` off, nothing is sent ahead.
         """
         s = self.stats.stages[stage.name]
         needed = round((s.answered + 1) / (s.usable + 1))  # 1 / pass rate: attempts an item takes; 1 until one fails
         room = self.max_in_flight - self._queued if self.send_ahead else 0
         for later in range(attempt + 1, min(attempt + needed, self.max_retries + 1)):
-            if room > 0 and later not in ahead and self._key(stage, item, later) not in self._cache(stage.name):
-                ahead[later] = self._launch(stage, item, later)
+            if room <= 0 or later in ahead:
+                continue
+            request = stage.request(item, later)
+            key = self._key(stage, request, later)
+            if key not in self._cache(stage.name):
+                ahead[later] = (key, self._launch(request))
                 s.sent_ahead += 1
                 room -= 1
 
     def _withdraw(self, stats: StageStats, ahead: dict) -> None:
         """Drop the attempts sent ahead that an earlier passing one made needless: abort those still out (vLLM
         aborts them, a batch leaves them out); those already answered count their tokens apart and are not cached."""
-        for task in ahead.values():
+        for _, task in ahead.values():
             stats.withdrawn += 1
             if not task.cancel() and not task.exception():
                 stats.withdrawn_tokens += task.result().completion_tokens
             task.add_done_callback(_consume)
 
-    def _launch(self, stage: Stage, item: object, attempt: int) -> asyncio.Task:
-        """Send one attempt as a task (counted among the queued calls at once: `_send_ahead` reads the count)."""
+    def _launch(self, request: Request) -> asyncio.Task:
+        """Send one request as a task (counted among the queued calls at once: `_send_ahead` reads the count)."""
 
         async def call() -> Completion:
             try:
-                return await self._send(stage.request(item, attempt))
+                return await self._send(request)
             finally:
                 self._queued -= 1
 
         self._queued += 1
         return asyncio.ensure_future(call())
 
-    def _key(self, stage: Stage, item: object, attempt: int) -> str:
-        template = prompts.template_source(stage.template)
-        return call_key(template, self.backend.name, stage.request(item, attempt), attempt)
+    def _key(self, stage: Stage, request: Request, attempt: int) -> str:
+        return call_key(prompts.template_source(stage.template), self.backend.name, request, attempt)
 
     def _failed(self, stage: str, stats: StageStats, error: str) -> None:
         """Count a failed call; stop the run when the backend looks down or refuses every call of `stage`."""
@@ -270,7 +275,7 @@ class Runner:
             f"kept in {self.directory}, a rerun resumes from them"
         )
 
-    async def _send(self, request) -> Completion:
+    async def _send(self, request: Request) -> Completion:
         assert self._slots is not None, "ask() runs inside run()"
         async with self._slots:
             if not self._out:
