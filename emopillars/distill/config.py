@@ -92,7 +92,7 @@ class TrainConfig(StrictModel):
     teacher_annealing: bool = Field(
         False,
         description="Target = lambda*gold + (1-lambda)*teacher probabilities, lambda 0 -> 1 by step (BAM!); "
-        "replaces the KD term; needs a teacher (--teacher, --born-again or --rounds).",
+        "replaces the KD term; needs a teacher (--teacher, --task-teacher, --born-again or --rounds).",
     )
     born_again: int = Field(
         1, ge=1, le=20, description="Generations of the same architecture, each distilling from the previous one."
@@ -122,7 +122,7 @@ class TrainConfig(StrictModel):
         if self.born_again > 1 and self.rounds > 1:
             raise ValueError("born_again and rounds are the same loop of students; give one (rounds with a pool)")
         if self.teacher_annealing and not (self.teacher or self.task_teacher or self.born_again > 1 or self.rounds > 1):
-            raise ValueError("teacher_annealing needs a teacher: --teacher, --born-again N or --rounds N")
+            raise ValueError("teacher_annealing needs a teacher: --teacher, --task-teacher, --born-again or --rounds")
         tasks = self.task if isinstance(self.task, tuple) else ()  # FinetuneConfig's `task` is its benchmark name
         if tasks and (self.data or len(tasks) < 2):
             raise ValueError("multi-task training takes two or more --task NAME=DATA[:column] and no --data")

@@ -38,7 +38,7 @@ from torch import nn
 from emopillars.distill.batching import Collator, sample_weights
 from emopillars.distill.checkpoints import cpu_state, output_lock
 from emopillars.distill.model import head_linear, load_classifier
-from emopillars.distill.outputs import FitResult, TrainResult, training_report, write_model_folder
+from emopillars.distill.outputs import FitResult, TrainResult, round_summary, training_report, write_model_folder
 from emopillars.distill.parallel import make_accelerator
 from emopillars.distill.rounds import load_pool, pseudo_label, task_teachers
 from emopillars.distill.tasks import Task, encoder_name, load_tasks, save_tasks
@@ -227,20 +227,12 @@ def _with_pseudo_labels(cfg: TrainConfig, tasks: list[Task], best: Generation, p
 
 
 def _round_line(r: int, tasks: list[Task], trained: list[Task], teachers: Teachers, g: Generation) -> dict:
-    """Round `r`'s line of the report (as `outputs.round_summary`), with each task's rows and figures."""
+    """Round `r`'s line of the report (`outputs.round_summary` of the mean macro-F1), with each task's figures."""
     added = {t.name: len(u.data.train) - len(t.data.train) for t, u in zip(tasks, trained, strict=True)}
-    return {
-        "round": r + 1,
-        "pseudo_labelled_added": sum(added.values()),
-        "train_rows": sum(len(t.data.train) for t in trained),
-        "teacher": bool(teachers),
-        "teacher_annealing": any(o.anneals for o in g.result.objective.values()),  # type: ignore[union-attr]
-        "steps": g.result.steps,
-        "best_step": g.result.best_step,
-        "stopped": g.result.stopped,
-        "validation": {"macro_f1": g.score} | {f"macro_f1_{n}": v["macro_f1"] for n, v in g.validation.items()},
-        "tasks": {n: {"pseudo_labelled_added": added[n], "teacher": n in teachers} for n in added},
-    }
+    rows = sum(len(t.data.train) for t in trained)
+    line = round_summary(r, sum(added.values()), rows, teachers or None, g.result, {"macro_f1": g.score})
+    line["validation"] |= {f"macro_f1_{n}": v["macro_f1"] for n, v in g.validation.items()}
+    return line | {"tasks": {n: {"pseudo_labelled_added": added[n], "teacher": n in teachers} for n in added}}
 
 
 def train_multitask(cfg: TrainConfig) -> TrainResult:
@@ -276,13 +268,8 @@ def train_multitask(cfg: TrainConfig) -> TrainResult:
         first = tasks[0]
         metrics = {"validation": entries[first.name]["validation"], "test": entries[first.name]["test"]}
         report = training_report(first.cfg, first.data, best.classifiers[first.name], best.result, metrics,
-                                 time.perf_counter() - started, 1)  # fmt: skip
+                                 time.perf_counter() - started, 1, rounds)  # fmt: skip
         report |= {"tasks": entries, "default_task": first.name}
-        if cfg.rounds > 1:
-            report["rounds"] = rounds
-        if cfg.born_again > 1:  # the same lines, by generation; the saved model is the best one
-            report["generations"] = [{"generation": g.pop("round"), **g} for g in rounds]
-            report["best_generation"] = 1 + [g["validation"]["macro_f1"] for g in rounds].index(best.score)
         saved = first.cfg.model_copy(update={"task": cfg.task, "data": None, "labels_column": None})
         write_model_folder(saved, best.classifiers[first.name], report, out)
         heads = {n: clf.model for n, clf in best.classifiers.items()}

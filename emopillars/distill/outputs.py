@@ -26,7 +26,7 @@ class FitResult:
     """What `fit` returns: one training run."""
 
     model: nn.Module  # best weights loaded
-    objective: Objective  # the run's training objective (its KD term, if any, included)
+    objective: Objective  # the run's training objective (its KD term, if any, included); multi-task: by task
     best_score: float  # validation macro-F1 at the best step (thresholds tuned on validation)
     best_step: int
     steps: int
@@ -35,6 +35,12 @@ class FitResult:
     evals: list[dict] = field(default_factory=list)  # one entry per evaluation
     train_seconds: float = 0.0
     samples_seen: int = 0  # rows this process trained on
+
+    @property
+    def anneals(self) -> bool:
+        """Whether the run's target moved from a teacher to gold (in a multi-task run: any task's)."""
+        objectives = self.objective.values() if isinstance(self.objective, dict) else [self.objective]
+        return any(o.anneals for o in objectives)
 
 
 @dataclass
@@ -74,19 +80,33 @@ class TrainResult:
         return self.report.get("rounds", [])
 
 
+ROUND_FIGURES = ("macro_f1", "micro_f1", "roc_auc_macro", "loss")  # validation figures of a round's line
+
+
 def round_summary(r: int, added: int, train_rows: int, teacher: Any, result: FitResult, val: dict) -> dict:
-    """Round `r`'s line of the report: what it trained on, how it ended, its validation figures."""
+    """Round `r`'s line of the report: what it trained on, how it ended, its validation figures (those of
+    ROUND_FIGURES that `val` has)."""
     return {
         "round": r + 1,
         "pseudo_labelled_added": added,
         "train_rows": train_rows,
         "teacher": teacher is not None,
-        "teacher_annealing": teacher is not None and result.objective.anneals,
+        "teacher_annealing": teacher is not None and result.anneals,
         "steps": result.steps,
         "best_step": result.best_step,
         "stopped": result.stopped,
-        "validation": {k: val[k] for k in ("macro_f1", "micro_f1", "roc_auc_macro", "loss")},
+        "validation": {k: val[k] for k in ROUND_FIGURES if k in val},
     }
+
+
+def rounds_report(cfg: TrainConfig, rounds: list[dict]) -> dict[str, Any]:
+    """The report's `rounds` (pseudo-labelling) or, for born-again runs, the same lines as `generations` and the
+    `best_generation` (the first with the best validation macro-F1: the saved one); nothing for a single round."""
+    if cfg.born_again > 1:
+        scores = [g["validation"]["macro_f1"] for g in rounds]
+        generations = [{"generation": g.pop("round"), **g} for g in rounds]
+        return {"generations": generations, "best_generation": 1 + scores.index(max(scores))}
+    return {"rounds": rounds} if cfg.rounds > 1 else {}
 
 
 def training_report(
@@ -97,10 +117,12 @@ def training_report(
     metrics: dict[str, dict | None],
     wall_seconds: float,
     processes: int,
+    rounds: list[dict],
 ) -> dict[str, Any]:
     """The report of a run: `metrics` ({"validation", "test"}), thresholds, data and training figures.
 
-    `result` is the kept round's run; `wall_seconds` the whole run's, all rounds and evaluations.
+    `result` is the kept round's run; `wall_seconds` the whole run's, all rounds and evaluations; `rounds`
+    each round's `round_summary` (`rounds_report`).
     """
     from emopillars.distill.heads import head_of  # torch: loaded by the run, not by `import emopillars.downstream`
 
@@ -121,7 +143,7 @@ def training_report(
         },
         "history": result.history,
         "evals": result.evals,
-    }
+    } | rounds_report(cfg, rounds)
 
 
 def write_model_folder(cfg: TrainConfig, clf: EmotionClassifier, report: dict[str, Any], out: Path) -> None:

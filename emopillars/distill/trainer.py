@@ -386,12 +386,7 @@ def train(
             "test": _test_metrics(cfg, clf, data.test),
         }
         seconds = time.perf_counter() - started
-        report = training_report(cfg, data, clf, result, metrics, seconds, processes.num_processes)
-        if cfg.rounds > 1:
-            report["rounds"] = rounds
-        if cfg.born_again > 1:  # the same summaries, by generation; the saved model is the best one
-            report["generations"] = [{"generation": g.pop("round"), **g} for g in rounds]
-            report["best_generation"] = 1 + [g["validation"]["macro_f1"] for g in rounds].index(best[0])
+        report = training_report(cfg, data, clf, result, metrics, seconds, processes.num_processes, rounds)
         if processes.is_main_process:
             write_model_folder(cfg, clf, report, out)
     processes.wait_for_everyone()  # the others return once the folder is complete (a push from any sees it all)
