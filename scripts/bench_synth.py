@@ -8,7 +8,8 @@ de-duplication embedder is loaded before any timing, so no run pays for it alone
    `transformers_batch_size=1`): one call at a time, as a hand-written loop would send them. On the `vllm` backend the
    engine's prefix cache is emptied before the baseline, so it does not reuse the streaming run's prompts. Then
    the streaming run again on its cache (no LLM call). One row per run: seconds, kept examples, calls, prompt and
-   generated tokens, generated tokens/s, the label stage's prefix hit rate and the engine busy share.
+   generated tokens, generated tokens/s, the label stage's prefix hit rate, the engine busy share and the mean
+   number of calls in flight (the batch the run gave the engine).
 2. Prefix hit rate per stage of the streaming run: prompt tokens, those vLLM served from its prefix cache, share.
 3. `--backend ray --num-replicas 2`: the same prompts through 2 engine actors (started once, in `backend.load()`,
    serving every stage and retry) beside one `vllm` engine. Each backend's load time is reported apart as
@@ -50,7 +51,8 @@ from emopillars.synth.runner import hit_rate
 
 REPLICA_COUNTS = (1, 2, 4, 8, 16)
 ROW_COLUMNS = ("seconds", "kept", "llm_calls", "prompt_tokens", "generated_tokens", "generated_tokens_per_s",
-               "label_prefix_hit_rate", "engine_busy_share", "sent_ahead", "withdrawn", "withdrawn_tokens")  # fmt: skip
+               "label_prefix_hit_rate", "engine_busy_share", "mean_in_flight", "sent_ahead", "withdrawn",
+               "withdrawn_tokens")  # fmt: skip
 SHARES = ("label_prefix_hit_rate", "engine_busy_share")
 
 
@@ -68,6 +70,7 @@ def measure(config: SynthConfig, backend: Backend) -> dict:
         "generated_tokens_per_s": round(report.generated_tokens / seconds, 1),
         "label_prefix_hit_rate": report.prefix_cache.get("labels", {}).get("hit_rate"),
         "engine_busy_share": report.engine_busy_share,
+        "mean_in_flight": report.mean_in_flight,
         "sent_ahead": report.sent_ahead,
         "withdrawn": report.withdrawn,
         "withdrawn_tokens": report.withdrawn_tokens,
@@ -257,6 +260,7 @@ def summary(args: argparse.Namespace, results: dict, projection: dict | None, re
         "ray_ratio_vs_vllm_with_engine_start": ray_ratio_with_start,
         "engine_start_s": {name: r["engine_start_s"] for name, r in results.items()},
         "engine_busy_share": streaming["engine_busy_share"],
+        "mean_in_flight": streaming["mean_in_flight"],
         "cached_rerun_seconds": main_result["runs"]["cached_rerun"]["seconds"],
         "cached_rerun_llm_calls": main_result["runs"]["cached_rerun"]["llm_calls"],
         "prefix_cache": prefix_rows(streaming["prefix_cache"]),

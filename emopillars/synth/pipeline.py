@@ -142,6 +142,7 @@ def _report(
         generated_tokens=stats.total("generated_tokens"),
         prefix_cache=stats.prefix_cache(),
         engine_busy_share=stats.engine_busy_share,
+        mean_in_flight=stats.mean_in_flight,
         prompts=prompt_hashes(),
         fidelity=measures,
         wall_seconds=wall_seconds,

@@ -36,6 +36,7 @@ class SynthReport(BaseModel):
     generated_tokens: int
     prefix_cache: dict[str, dict[str, float | int | None]]
     engine_busy_share: float | None  # of the LLM part's wall time, the share with at least one call at the engine
+    mean_in_flight: float | None = None  # calls out at the engine, averaged over the LLM part's wall time
     prompts: dict[str, str]
     fidelity: dict
     wall_seconds: float
@@ -49,6 +50,8 @@ class SynthReport(BaseModel):
             f"{self.scheduled} scenes scheduled",
             f"  LLM calls {self.llm_calls} sent, {self.cached_calls} cached; tokens {self.prompt_tokens} prompt, "
             f"{self.generated_tokens} generated; {self.wall_seconds:.1f} s",
+            f"  engine busy {_pct(self.engine_busy_share)} of the LLM part, {_fmt_calls(self.mean_in_flight)} calls "
+            "in flight on average (what it could batch)",
             f"  retries sent ahead while the engine had room: {self.sent_ahead}, of which {self.withdrawn} not "
             f"needed (an earlier attempt passed; {self.withdrawn_tokens} tokens generated for nothing)",
             "  prefix cache hits (prompt tokens the engine did not prefill again): "
@@ -124,6 +127,10 @@ def _simulated_rows(simulated: dict) -> list[tuple[str, str]]:
 
 def _pct(value: float | None) -> str:
     return "-" if value is None else f"{value:.0%}"
+
+
+def _fmt_calls(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1f}"
 
 
 def _fmt(value: float | None) -> str:

@@ -85,10 +85,16 @@ class CallStats:
     faults: Counter = field(default_factory=Counter)  # the backend's failed attempts by kind, retried ones included
     llm_seconds: float = 0.0  # wall time of the LLM part (`Runner.run`)
     busy_seconds: float = 0.0  # of which at least one call was out at the engine
+    call_seconds: float = 0.0  # the calls out at the engine, summed over time: what the engine had to batch
 
     @property
     def engine_busy_share(self) -> float | None:
         return round(self.busy_seconds / self.llm_seconds, 4) if self.llm_seconds else None
+
+    @property
+    def mean_in_flight(self) -> float | None:
+        """The calls out at the engine, on average over the LLM part: the batch the run gave it to work on."""
+        return round(self.call_seconds / self.llm_seconds, 2) if self.llm_seconds else None
 
     def total(self, name: str) -> int:
         """A `StageStats` count summed over stages, e.g. `total("sent")`: the run's LLM calls."""
@@ -125,7 +131,7 @@ class Runner:
         self.caches: dict[str, CallCache] = {}
         self.bars: dict[str, tqdm] = {}
         self._slots: asyncio.Semaphore | None = None
-        self._out, self._busy_since = 0, 0.0  # calls out at the engine, and since when it has had one
+        self._out, self._changed = 0, 0.0  # calls out at the engine, and since when it has had that many
         self._queued = 0  # calls sent or waiting for a place under max_in_flight
         self._failures_in_row, self._last_error = 0, ""
 
@@ -278,15 +284,20 @@ class Runner:
     async def _send(self, request: Request) -> Completion:
         assert self._slots is not None, "ask() runs inside run()"
         async with self._slots:
-            if not self._out:
-                self._busy_since = time.perf_counter()
-            self._out += 1
+            self._count_out(+1)
             try:
                 return await asyncio.wrap_future(self.backend.submit(request))
             finally:
-                self._out -= 1
-                if not self._out:
-                    self.stats.busy_seconds += time.perf_counter() - self._busy_since
+                self._count_out(-1)
+
+    def _count_out(self, change: int) -> None:
+        """Add the time since the last change to the busy and call seconds, then change the calls out."""
+        now = time.perf_counter()
+        if self._out:
+            self.stats.busy_seconds += now - self._changed
+            self.stats.call_seconds += self._out * (now - self._changed)
+        self._out += change
+        self._changed = now
 
     def _cache(self, stage: str) -> CallCache:
         if stage not in self.caches:

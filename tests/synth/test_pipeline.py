@@ -208,6 +208,7 @@ def test_output_does_not_depend_on_how_many_calls_are_in_flight(vllm_run, vllm_b
     config, first = vllm_run
     narrow = synthesize(config.model_copy(update={"out": tmp_path, "max_in_flight": 2}), backend=vllm_backend)
     assert narrow.llm_calls == first.llm_calls
+    assert 0 < narrow.mean_in_flight <= 2 < first.mean_in_flight  # the wide run gave the engine more to batch
     assert (tmp_path / "examples.jsonl").read_bytes() == (config.out / "examples.jsonl").read_bytes()
 
 
