@@ -16,6 +16,7 @@ from __future__ import annotations
 import importlib
 from typing import TYPE_CHECKING, Any
 
+from emopillars.console import vllm_level_from_the_start
 from emopillars.errors import EmopillarsError
 from emopillars.taxonomy import LABELS
 
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
     from emopillars.synth.pipeline import synthesize
 
 __version__ = "0.1.0"
+vllm_level_from_the_start()  # runs in vLLM's spawned engine processes too, before they import vLLM
 # torch-heavy API is imported on first use so `import emopillars` and the CLI stay fast.
 _LAZY = {
     "EmotionClassifier": "emopillars.inference.classifier",

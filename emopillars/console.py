@@ -19,6 +19,18 @@ def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
     logging.getLogger("emopillars").setLevel(level)
 
 
+def vllm_level_from_the_start() -> None:
+    """Apply $VLLM_LOGGING_LEVEL to vLLM's loggers before vLLM is imported.
+
+    vLLM's engine processes are spawned: each imports the parent's main module (emopillars' CLI) first, then vLLM,
+    whose import-time warnings (two "Triton is installed, but doesn't include CPU backend" per CPU engine start)
+    come before vLLM configures its logger from that variable, so Python printed them whatever it said.
+    """
+    level = os.environ.get("VLLM_LOGGING_LEVEL", "").upper()
+    if level in logging.getLevelNamesMapping():
+        logging.getLogger("vllm").setLevel(level)
+
+
 def progress_bars_disabled() -> bool:
     """Whether `--no-progress` (or the user's own TQDM_DISABLE) turned the bars off."""
     return os.environ.get("TQDM_DISABLE", "").lower() in ("1", "true")

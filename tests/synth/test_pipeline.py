@@ -239,6 +239,8 @@ def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_o
     )
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
+    terminal = (tmp_path / "stderr.log").read_text()
+    assert "Triton" not in terminal and "Warning" not in terminal, f"vLLM's noise on the terminal:\n{terminal}"
     done_before = sum(len(p.read_text().splitlines()) for p in (out / "cache").glob("*.jsonl"))
     assert done_before >= 2 and not (out / "examples.jsonl").exists()
 
