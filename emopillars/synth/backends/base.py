@@ -121,7 +121,8 @@ class Backend(BaseModel, ABC):
 
 
 def resolve_dtype(dtype: str) -> str:
-    """`auto` means float32 on CPU (4x faster than bfloat16 without AVX-512), bfloat16 on a GPU that has it."""
+    """`auto` means float32 on CPU (4x faster than bfloat16 without AVX-512; with AVX512-BF16, bfloat16 answers
+    depend on the batch: `vllm.py`), bfloat16 on a GPU that has it."""
     if dtype != "auto":
         return dtype
     import torch
