@@ -26,7 +26,7 @@ from pathlib import Path
 
 import numpy as np
 
-H100_BF16_DENSE_TFLOPS = 989.0
+HOPPER_BF16_DENSE_TFLOPS = 989.0  # H100 SXM and H200: the same dense bf16 peak
 WORDS = (
     "i",
     "you",
@@ -275,8 +275,8 @@ def main() -> None:
         "peak_mb": round(ours["peak_mb"]),
         "hf_trainer_peak_mb": round(hf["peak_mb"]),
     }
-    if "H100" in ours["device"]:
-        summary["fraction_of_bf16_peak"] = round(ours["tflops"] / H100_BF16_DENSE_TFLOPS, 4)
+    if "H100" in ours["device"] or "H200" in ours["device"]:
+        summary["fraction_of_bf16_peak"] = round(ours["tflops"] / HOPPER_BF16_DENSE_TFLOPS, 4)
     print(json.dumps(summary))
 
 
