@@ -1,7 +1,7 @@
 """Token ids and batches, shared by training and inference.
 
 encode(tokenizer, texts, contexts, max_length) -> list[dict]   # token ids per row, no padding
-Collator(pad_id)(rows) -> dict[str, Tensor]                    # dynamic padding
+Collator.on(device, pad_id, limit)(rows) -> dict[str, Tensor]  # dynamic padding, width rounded up on a GPU
 length_order(lengths, batch_size) -> list[index array]        # inference batches, longest first
 length_grouped_batches(lengths, batch_size, seed, weights=None) -> list[list[int]]   # one epoch
 sample_weights(gold) -> (N,) weights                           # inverse frequency of the rarest label
@@ -33,16 +33,35 @@ def encode(tokenizer: Any, texts: list[str], contexts: list[str] | None, max_len
     return rows
 
 
-class Collator:
-    """Pads a list of encoded rows to the longest in the batch (dynamic padding)."""
+def pad_multiple(device: torch.device) -> int:
+    """The multiple a batch's padded width is rounded up to on `device`.
 
-    def __init__(self, pad_id: int) -> None:
-        self.pad_id = pad_id
+    8 on a GPU: cuDNN builds its attention plans once per width, and length-grouped batches bring a new width
+    nearly every step. On an H200 (BERT-base, batch 64, 60 steps, one process) the first run trained at 264
+    samples/s unpadded (1,936 once its plans were built) and at 1,048 padded to 8 (1,672 once built): 16
+    widths at most instead of up to 128. 1 on the CPU, where padding is only extra work.
+    """
+    return 8 if device.type == "cuda" else 1
+
+
+class Collator:
+    """Pads a list of encoded rows to the longest in the batch (dynamic padding), rounded up to `multiple`
+    tokens, never past `limit` (the encoder's --max-length)."""
+
+    def __init__(self, pad_id: int, multiple: int = 1, limit: int | None = None) -> None:
+        self.pad_id, self.multiple, self.limit = pad_id, multiple, limit
+
+    @classmethod
+    def on(cls, device: torch.device, pad_id: int, limit: int) -> Collator:
+        """The collator for batches bound to `device` (widths rounded up to its `pad_multiple`)."""
+        return cls(pad_id, pad_multiple(device), limit)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         import torch
 
-        width = max(len(r["input_ids"]) for r in rows)
+        longest = max(len(r["input_ids"]) for r in rows)
+        width = -(-longest // self.multiple) * self.multiple
+        width = max(longest, min(width, self.limit or width))
         batch: dict[str, torch.Tensor] = {}
         for key in rows[0]:
             if isinstance(rows[0][key], np.ndarray):  # float targets: labels, teacher_logits

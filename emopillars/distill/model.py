@@ -124,8 +124,8 @@ def predict_logits(
     if not texts:
         return np.zeros((0, model.config.num_labels), dtype=np.float32)
     rows = encode(tokenizer, texts, contexts, max_length)
-    collate = Collator(tokenizer.pad_token_id or 0)
     device = next(model.parameters()).device
+    collate = Collator.on(device, tokenizer.pad_token_id or 0, max_length)
     out = np.empty((len(rows), model.config.num_labels), dtype=np.float32)
     was_training = model.training
     model.eval()

@@ -132,7 +132,8 @@ def fit_tasks(
     model.train()
     runners = {name: accelerator.prepare(m) for name, m in model.tasks.items()}  # device + autocast per task
     optimizer = accelerator.prepare(optimizer)
-    collate, rng = Collator(tokenizer.pad_token_id or 0), np.random.default_rng(cfg.seed)
+    collate = Collator.on(accelerator.device, tokenizer.pad_token_id or 0, cfg.max_length)
+    rng = np.random.default_rng(cfg.seed)
     sizes = np.array([len(t.data.train) for t in tasks])
     history: list[dict] = []
     evals: list[dict] = []

@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import numpy as np
+import torch
 
-from emopillars.distill.batching import Collator, length_grouped_batches, shard_batches
+from emopillars.distill.batching import Collator, length_grouped_batches, pad_multiple, shard_batches
 
 
 def test_length_grouped_batches_cover_rows_and_cut_padding() -> None:
@@ -30,6 +31,27 @@ def test_collator_pads_to_longest() -> None:
     assert batch["input_ids"].tolist() == [[1, 2, 3], [4, 0, 0]]
     assert batch["attention_mask"].tolist() == [[1, 1, 1], [1, 0, 0]]
     assert batch["labels"].shape == (2, 2)
+
+
+def test_collator_rounds_the_width_up_to_the_multiple_within_the_limit() -> None:
+    rows = [{"input_ids": list(range(1, n + 1)), "attention_mask": [1] * n} for n in (3, 9)]
+    assert Collator(0, multiple=8)(rows)["input_ids"].shape == (2, 16)
+    assert Collator(0, multiple=8, limit=12)(rows)["input_ids"].shape == (2, 12)  # never past --max-length
+    assert Collator(0, multiple=8, limit=5)(rows)["input_ids"].shape == (2, 9)  # nor below the longest row
+    assert (pad_multiple(torch.device("cpu")), pad_multiple(torch.device("cuda"))) == (1, 8)
+
+
+def test_padding_to_a_multiple_leaves_the_logits_unchanged() -> None:
+    from transformers import BertConfig, BertForSequenceClassification
+
+    torch.manual_seed(0)
+    config = BertConfig(vocab_size=50, hidden_size=32, num_hidden_layers=2, num_attention_heads=2, intermediate_size=64)
+    model = BertForSequenceClassification(config).eval()
+    rows = [{"input_ids": [2, 7, 9, 11, 3], "attention_mask": [1] * 5, "token_type_ids": [0] * 5},
+            {"input_ids": [2, 5, 3], "attention_mask": [1] * 3, "token_type_ids": [0] * 3}]  # fmt: skip
+    with torch.no_grad():
+        tight, padded = (model(**Collator(0, multiple=m)(rows)).logits for m in (1, 8))
+    assert torch.allclose(tight, padded, atol=1e-5)
 
 
 def test_shard_batches_gives_every_process_the_same_count() -> None:
