@@ -1,7 +1,7 @@
 """Token ids and batches, shared by training and inference.
 
 encode(tokenizer, texts, contexts, max_length) -> list[dict]   # token ids per row, no padding
-Collator.on(device, pad_id, limit)(rows) -> dict[str, Tensor]  # dynamic padding, width rounded up on a GPU
+Collator.on(device, pad_id, limit, multiple)(rows) -> dict[str, Tensor]  # dynamic padding, rounded up on a GPU
 length_order(lengths, batch_size) -> list[index array]        # inference batches, longest first
 length_grouped_batches(lengths, batch_size, seed, weights=None) -> list[list[int]]   # one epoch
 sample_weights(gold) -> (N,) weights                           # inverse frequency of the rarest label
@@ -52,9 +52,9 @@ class Collator:
         self.pad_id, self.multiple, self.limit = pad_id, multiple, limit
 
     @classmethod
-    def on(cls, device: torch.device, pad_id: int, limit: int) -> Collator:
-        """The collator for batches bound to `device` (widths rounded up to its `pad_multiple`)."""
-        return cls(pad_id, pad_multiple(device), limit)
+    def on(cls, device: torch.device, pad_id: int, limit: int, multiple: int | None = None) -> Collator:
+        """The collator for batches on `device`: widths rounded up to `multiple`, by default its `pad_multiple`."""
+        return cls(pad_id, multiple or pad_multiple(device), limit)
 
     def __call__(self, rows: list[dict]) -> dict[str, torch.Tensor]:
         import torch

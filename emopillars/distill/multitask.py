@@ -132,7 +132,7 @@ def fit_tasks(
     model.train()
     runners = {name: accelerator.prepare(m) for name, m in model.tasks.items()}  # device + autocast per task
     optimizer = accelerator.prepare(optimizer)
-    collate = Collator.on(accelerator.device, tokenizer.pad_token_id or 0, cfg.max_length)
+    collate = Collator.on(accelerator.device, tokenizer.pad_token_id or 0, cfg.max_length, cfg.pad_to_multiple_of)
     rng = np.random.default_rng(cfg.seed)
     sizes = np.array([len(t.data.train) for t in tasks])
     history: list[dict] = []

@@ -253,7 +253,7 @@ def fit(
     rows = _train_rows(cfg, tokenizer, data.train, teacher, accelerator)
     lengths = [len(r["input_ids"]) for r in rows]
     weights = sample_weights(data.train.gold) if cfg.weighted_sampling else None
-    collate = Collator.on(accelerator.device, tokenizer.pad_token_id or 0, cfg.max_length)
+    collate = Collator.on(accelerator.device, tokenizer.pad_token_id or 0, cfg.max_length, cfg.pad_to_multiple_of)
     steps_per_epoch = len(_epoch_steps(cfg, lengths, weights, accelerator, 0))
     total = cfg.max_steps or max(1, math.ceil(cfg.epochs * steps_per_epoch))
     eval_every = cfg.eval_every or steps_per_epoch

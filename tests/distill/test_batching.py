@@ -39,6 +39,9 @@ def test_collator_rounds_the_width_up_to_the_multiple_within_the_limit() -> None
     assert Collator(0, multiple=8, limit=12)(rows)["input_ids"].shape == (2, 12)  # never past --max-length
     assert Collator(0, multiple=8, limit=5)(rows)["input_ids"].shape == (2, 9)  # nor below the longest row
     assert (pad_multiple(torch.device("cpu")), pad_multiple(torch.device("cuda"))) == (1, 8)
+    assert Collator.on(torch.device("cpu"), 0, 128)(rows)["input_ids"].shape == (2, 9)  # the CPU's default: tight
+    assert Collator.on(torch.device("cuda"), 0, 128)(rows)["input_ids"].shape == (2, 16)  # the GPU's: 8
+    assert Collator.on(torch.device("cuda"), 0, 128, multiple=1)(rows)["input_ids"].shape == (2, 9)  # the option's
 
 
 def test_padding_to_a_multiple_leaves_the_logits_unchanged() -> None:
