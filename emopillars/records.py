@@ -71,7 +71,9 @@ class EmotionScores(Record):
     """Label stage output: the labeller's account of the feeling, then a score per emotion it sees (absent = 0).
 
     The account comes first so that it conditions the scores; calls not asked for one leave it empty. An emotion
-    listed twice makes the output invalid.
+    listed again counts once, with its first score: a small labeller given three slots fills them with the one
+    emotion it sees ("fear 0.5, fear 0.5, fear 0.5"), which is a judgement, not a malformed answer (no JSON-schema
+    keyword can say "unique by a field" to the decoder).
     """
 
     explication: Folded = Field("", max_length=600)
@@ -80,11 +82,10 @@ class EmotionScores(Record):
     @field_validator("emotions")
     @classmethod
     def _once_each(cls, emotions: list[EmotionScore]) -> list[EmotionScore]:
-        names = [e.emotion for e in emotions]
-        repeated = sorted({n for n in names if names.count(n) > 1})
-        if repeated:
-            raise ValueError(f"emotion(s) listed more than once: {', '.join(repeated)}")
-        return emotions
+        first: dict[str, EmotionScore] = {}
+        for e in emotions:
+            first.setdefault(e.emotion, e)
+        return list(first.values())
 
     def vector(self) -> dict[str, float]:
         """The full 28-score vector in taxonomy order."""

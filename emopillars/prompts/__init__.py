@@ -93,7 +93,7 @@ def label_schema(max_emotions: int, explication: bool = True) -> dict:
 
     It is held to 200 characters here (one or two sentences; the stage's token budget counts on it); without it,
     the call writes the scores only. No JSON-schema keyword says "unique by a field", so `records.EmotionScores`
-    rejects a repeated emotion and the runner samples again.
+    counts a repeated emotion once, with its first score.
     """
     schema = record_schema(EmotionScores, {"emotions": {"maxItems": max_emotions}})
     if explication:

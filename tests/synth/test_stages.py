@@ -72,13 +72,15 @@ def test_labels_become_a_full_vector_and_bad_outputs_fail():
     for emotions in (
         [{"emotion": "happiness", "score": 0.9}],  # outside the taxonomy
         [{"emotion": "joy", "score": 1.5}],  # out of range
-        [{"emotion": "joy", "score": 0.9}, {"emotion": "joy", "score": 0.4}],  # repeated
     ):
         with pytest.raises(ParseError) as err:
             stage.parse(task, json.dumps({**out, "emotions": emotions}))
         assert err.value.reason == "invalid"
     with pytest.raises(ParseError):
         stage.parse(task, json.dumps({"emotions": out["emotions"]}))  # no explication
+    repeated = [{"emotion": "fear", "score": 0.5}, {"emotion": "joy", "score": 0.2}, {"emotion": "fear", "score": 0.9}]
+    scores = stage.parse(task, json.dumps({**out, "emotions": repeated}))  # a slot filled again: counted once
+    assert [(e.emotion, e.score) for e in scores.emotions] == [("fear", 0.5), ("joy", 0.2)]
 
 
 def test_only_the_first_label_call_writes_an_explication_unless_all_are_asked():
