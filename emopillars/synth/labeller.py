@@ -6,7 +6,7 @@ Shared by `synth` and `teacher-eval`, so that a teacher is checked exactly as it
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from emopillars.records import EmotionScores
@@ -47,10 +47,24 @@ class Labeller:
         self.firsts_shown: list[str] = []  # per usable call, the name shown first
         self.first_label_positions: list[int] = []  # per usable call, where LABELS[0] stood among the names
 
-    async def __call__(self, utterance: str, context: str | None, speaker: str) -> SoftLabel | None:
-        """The soft label of one utterance, or None when no sample was usable."""
+    async def __call__(
+        self,
+        utterance: str,
+        context: str | None,
+        speaker: str,
+        on_sample: Callable[[EmotionScores], None] | None = None,
+    ) -> SoftLabel | None:
+        """The soft label of one utterance, or None when no sample was usable; `on_sample` sees each usable sample
+        as it arrives, so a caller can act on what the first ones already settle."""
+
+        async def sample(task: LabelTask) -> EmotionScores | None:
+            result = await self.runner.ask(self.stage, task)
+            if result is not None and on_sample is not None:
+                on_sample(result)
+            return result
+
         tasks = [LabelTask(utterance, context, speaker, s) for s in range(self.config.label_samples)]
-        results = await asyncio.gather(*(self.runner.ask(self.stage, t) for t in tasks))
+        results = await asyncio.gather(*(sample(t) for t in tasks))
         for task, result in zip(tasks, results, strict=True):
             if result is not None:
                 order, first = self.stage.order(task), result.emotions[0].emotion

@@ -14,12 +14,13 @@ import json
 import logging
 import time
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
 import numpy as np
 
 from emopillars import prompts
-from emopillars.records import EXPRESSIVENESS, MODES, Character, Example, Passage
+from emopillars.records import EXPRESSIVENESS, MODES, Character, EmotionScores, Example, Passage
 from emopillars.synth import fidelity
 from emopillars.synth.backends import Backend
 from emopillars.synth.config import LLMConfig, SynthConfig
@@ -243,10 +244,18 @@ class Drafting:
             scene.context,
             scene.utterance,
         )
-        example = await self._label(draft)
-        if example is None or not self.config.contextless_per_example:
-            return example, []
-        rewrites = await self.runner.ask(self.rewrites, RewriteTask(example.character, example.utterance))
+        if not self.config.contextless_per_example:
+            return await self._label(draft), []
+        recognised = asyncio.Event()
+        labelling = asyncio.ensure_future(self._label(draft, recognised))
+        await _either(labelling, recognised)
+        if labelling.done() and labelling.result() is None:
+            return None, []
+        # The draft is kept: its rewrites go out now, while the rest of its label samples are still out.
+        example, rewrites = await asyncio.gather(
+            labelling, self.runner.ask(self.rewrites, RewriteTask(draft.character, draft.utterance))
+        )
+        assert example is not None  # `recognised` is set only when the samples so far settle it
         if rewrites is None:
             return example, []
         drafts = [
@@ -256,13 +265,22 @@ class Drafting:
         labelled = await asyncio.gather(*(self._label(d) for d in drafts))
         return example, [c for c in labelled if c is not None]
 
-    async def _label(self, draft: Candidate) -> Candidate | None:
+    async def _label(self, draft: Candidate, recognised: asyncio.Event | None = None) -> Candidate | None:
         """The draft with its blind soft label, if the labeller, on average, saw its target emotion.
 
-        A context-less rewrite is shown as said by "Someone": no name ties it to its story.
+        `recognised` is set as soon as the samples so far settle that it did (`settled`), so what follows a draft
+        (its rewrites) need not wait for its slowest sample, usually the one that writes the explication. A
+        context-less rewrite is shown as said by "Someone": no name ties it to its story.
         """
         speaker = draft.character.name if draft.mode == "contextual" else "Someone"
-        soft = await self.labeller(draft.utterance, draft.context, speaker)
+        seen: list[float] = []  # the target's score in each usable sample so far
+
+        def on_sample(record: EmotionScores) -> None:
+            seen.append(record.vector()[draft.target])
+            if recognised is not None and settled(seen, self.config.label_samples, self.config.target_threshold):
+                recognised.set()
+
+        soft = await self.labeller(draft.utterance, draft.context, speaker, on_sample)
         if soft is None:
             return None  # every sample failed: counted by the runner (unparseable / invalid)
         self.labelled.append((draft.target, soft.scores[draft.target]))
@@ -270,6 +288,22 @@ class Drafting:
             self.runner.stats.dropped["target_not_recognised"] += 1
             return None
         return replace(draft, soft=soft)
+
+
+def settled(scores: Sequence[float], samples: int, threshold: float) -> bool:
+    """Whether the target scores of some usable samples of `samples` already make the mean over all usable ones
+    reach `threshold`, whatever the others score or whether they fail: their sum reaches threshold x samples.
+
+    The margin covers summing the same scores in another order (scores have 4 decimals).
+    """
+    return bool(scores) and (threshold <= 0 or sum(scores) / samples >= threshold + 1e-6)
+
+
+async def _either(task: asyncio.Future, event: asyncio.Event) -> None:
+    """Wait until `task` is done or `event` is set, whichever comes first."""
+    waiter = asyncio.ensure_future(event.wait())
+    await asyncio.wait({task, waiter}, return_when=asyncio.FIRST_COMPLETED)
+    waiter.cancel()
 
 
 def build_backend(config: LLMConfig) -> Backend:

@@ -16,11 +16,12 @@ import pytest
 from datasets import load_from_disk
 
 from emopillars import prompts
-from emopillars.records import EXPRESSIVENESS, Example
+from emopillars.records import EXPRESSIVENESS, EmotionScores, Example
 from emopillars.synth.cache import CallCache, call_key
 from emopillars.synth.config import SynthConfig
 from emopillars.synth.fidelity import Judgement, first_picks
-from emopillars.synth.pipeline import synthesize
+from emopillars.synth.labeller import SoftLabel
+from emopillars.synth.pipeline import settled, synthesize
 from emopillars.synth.stages import LabelStage, LabelTask, ParseError
 from emopillars.taxonomy import LABELS, names_label
 
@@ -314,3 +315,27 @@ def test_send_ahead_auto_is_on_with_a_gpu_and_never_for_a_paid_api():
     assert SynthConfig().sends_ahead == torch.cuda.is_available()
     assert SynthConfig(send_ahead="on").sends_ahead and not SynthConfig(send_ahead="off").sends_ahead
     assert not SynthConfig(backend="openai", base_url="http://127.0.0.1:1/v1", model="m").sends_ahead
+
+
+@pytest.mark.parametrize("threshold", [0.0, 0.1, 0.3333, 0.5])
+def test_a_settled_target_is_recognised_whatever_the_other_samples_say(threshold):
+    """The rewrites of a draft go out once its first label samples settle that it is kept; the full soft label,
+    over every usable sample, must then keep it, whatever the other samples score or whether they fail."""
+    rng = np.random.default_rng(0)
+    settled_early = 0
+    for _ in range(2000):
+        samples = int(rng.integers(1, 6))
+        scores = [round(float(x), 4) for x in rng.choice([0.0, 0.1, 0.2, 0.3333, 0.5, 1.0], size=samples)]
+        usable = [i for i in range(samples) if rng.random() > 0.3]
+        arrival = list(rng.permutation(usable))
+        records = [
+            EmotionScores(emotions=[{"emotion": "joy", "score": scores[i]}] if scores[i] else [
+                {"emotion": "anger", "score": 1.0}]) for i in usable
+        ]  # fmt: skip
+        final = SoftLabel.from_samples(records, 0.3).scores["joy"] if records else None
+        for k in range(1, len(arrival) + 1):
+            if settled([scores[i] for i in arrival[:k]], samples, threshold):
+                assert final is not None and final >= threshold
+                settled_early += k < len(arrival)
+                break
+    assert settled_early > 0  # the rule does settle before the last sample
