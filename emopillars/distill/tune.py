@@ -29,6 +29,7 @@ import logging
 import os
 import re
 import socket
+import time
 import warnings
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +55,7 @@ log = logging.getLogger(__name__)
 FINISHED = (TrialState.COMPLETE, TrialState.PRUNED)
 # What a bad combination raises inside `train`: recorded as a failed trial, the study goes on.
 TRIAL_ERRORS = (EmopillarsError, ValueError, torch.OutOfMemoryError)
+OPEN_ATTEMPTS = 3  # tries to open a new storage that other processes are creating too
 MAX_RETRY = 2  # a trial whose process dies three times is left failed: its options may be what kills it
 PRUNERS: dict[str, Callable[[], optuna.pruners.BasePruner]] = {
     "none": optuna.pruners.NopPruner,
@@ -144,29 +146,35 @@ def storage_url(opts: TuneConfig) -> str:
 def open_study(opts: TuneConfig, seed: int, space: Space) -> optuna.Study:
     """Create or load the study, with heartbeats so a killed process's trial is failed and retried."""
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
-    from sqlalchemy.exc import SQLAlchemyError
+    from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
     url = storage_url(opts)
     # SQLite locks the whole file per write: wait for another process's write instead of failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
-    try:
-        storage = RDBStorage(
-            url,
-            engine_kwargs=engine,
-            heartbeat_interval=opts.heartbeat,
-            grace_period=2 * opts.heartbeat,
-            heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY),
-        )
-        study = optuna.create_study(
-            storage=storage,
-            study_name=opts.study_name,
-            direction="maximize",
-            sampler=TrialSeeded(seed),
-            pruner=PRUNERS[opts.pruner](),
-            load_if_exists=True,
-        )
-    except (SQLAlchemyError, ImportError, ValueError) as exc:
-        raise EmopillarsError(f"--storage {opts.storage or url}: {exc}") from None
+    for attempt in range(OPEN_ATTEMPTS):
+        try:
+            storage = RDBStorage(
+                url,
+                engine_kwargs=engine,
+                heartbeat_interval=opts.heartbeat,
+                grace_period=2 * opts.heartbeat,
+                heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(MAX_RETRY),
+            )
+            study = optuna.create_study(
+                storage=storage,
+                study_name=opts.study_name,
+                direction="maximize",
+                sampler=TrialSeeded(seed),
+                pruner=PRUNERS[opts.pruner](),
+                load_if_exists=True,
+            )
+            break
+        except (SQLAlchemyError, ImportError, ValueError) as exc:
+            # Processes started together on a new storage race to create its tables, schema version and study
+            # row ("already exists", a unique key taken); the loser finds them made when it opens it again.
+            if not isinstance(exc, (IntegrityError, OperationalError)) or attempt == OPEN_ATTEMPTS - 1:
+                raise EmopillarsError(f"--storage {opts.storage or url}: {exc}") from None
+            time.sleep(1.0 + attempt)
     stored, searched = study.user_attrs.get("space"), space.describe()
     if stored is None:
         study.set_user_attr("space", searched)
