@@ -16,7 +16,7 @@ import optuna
 import pytest
 import yaml
 from optuna.trial import TrialState
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import IntegrityError, OperationalError
 
 from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.distill.search_space import load_space, parse_space
@@ -199,7 +199,7 @@ def _complete_count(out: Path) -> int:
         return 0
     try:
         return len(_study(out).get_trials(deepcopy=False, states=(TrialState.COMPLETE,)))
-    except (KeyError, OperationalError):  # no study yet, or its tables are being made
+    except (KeyError, IntegrityError, OperationalError):  # no study yet, or its tables are being made (a race)
         return 0
 
 
