@@ -17,14 +17,16 @@ PY=${PYTHON:-python3}
 # Convert the embedded models once into plain transformers folders (cached under ~/.cache/emopillars).
 .venv/bin/emopillars models
 # From Debian: the demo's browser test drives Chromium (Playwright's own browser download is never used), and
-# vLLM's CPU engines run 5% faster on tcmalloc (preloaded by the vllm backend when present).
+# vLLM's CPU engines run 5% faster on tcmalloc (preloaded by the vllm backend when present). Recommends stay out:
+# with them Chromium brought 116 packages here (a printing stack, avahi-daemon, perl web modules) that a
+# headless browser never uses; a font is all it needs beside its own dependencies.
 # Without apt (or root) nothing is installed here: the browser test fails, naming the missing browser.
 missing=()
-[ -x /usr/bin/chromium ] || missing+=(chromium)
+[ -x /usr/bin/chromium ] || missing+=(chromium fonts-liberation)
 ldconfig -p 2>/dev/null | grep -q libtcmalloc_minimal.so.4 || missing+=(libtcmalloc-minimal4)
 if [ ${#missing[@]} -gt 0 ]; then
     if command -v apt-get >/dev/null && [ "$(id -u)" = 0 ]; then
-        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q "${missing[@]}"
+        apt-get update -q && DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}"
     else
         echo "warning: apt-get unavailable (or not root); not installed: ${missing[*]}" >&2
     fi
