@@ -54,12 +54,17 @@ def cpu_engine_env() -> dict[str, str]:
     this is set, generated 5% faster and started 4 s sooner here (48 label calls, SmolLM2-135M, eager, 2 cores,
     two runs each: 80.6 / 82.7 s vs 84.5 / 87.0 s). vLLM keeps one core per engine for its scheduler
     process; on a machine of a few cores that is half the compute, and giving it back to the model made the
-    same 48 calls take 52.5 s instead of 69.0 s on 2 cores.
+    same 48 calls take 52.5 s instead of 69.0 s on 2 cores. vLLM runs a CPU model in a worker process of its
+    own, its engine spinning (`sched_yield`) while it waits for each step, unless this variable is 0 (it only
+    lets the CPU engine take `engine_options`' in-process executor; `AsyncLLM` keeps its engine in a process
+    apart either way): the README main job wrote the same bytes in 14 min 7 s instead of 16 min 4 s, and an
+    eager engine started in 40-47 s instead of 60-83 s (2 cores, 2026-12-04).
     """
     defaults = {
         "VLLM_CPU_KVCACHE_SPACE": CPU_KVCACHE_GIB,
         "VLLM_EXECUTE_MODEL_TIMEOUT_SECONDS": CPU_STEP_TIMEOUT_S,
         "VLLM_USE_AOT_COMPILE": "0",
+        "VLLM_ENABLE_V1_MULTIPROCESSING": "0",
     }
     if tcmalloc := find_library("tcmalloc_minimal"):
         defaults["LD_PRELOAD"] = tcmalloc
@@ -113,7 +118,8 @@ class VllmBackend(Backend):
         return f"vllm:{self.model}"
 
     def engine_options(self, dtype: str, on_cpu: bool) -> dict[str, Any]:
-        """`AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring)."""
+        """`AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring) and, on one
+        device, the model in the engine's own process (see `cpu_engine_env`)."""
         options: dict[str, Any] = {
             "model": self.model,
             "dtype": dtype,
@@ -125,6 +131,8 @@ class VllmBackend(Backend):
         if on_cpu:
             options["enable_chunked_prefill"] = False
             options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
+            if self.tensor_parallel_size == 1:
+                options["distributed_executor_backend"] = "uni"
         if self.gpu_memory_utilization is not None:
             options["gpu_memory_utilization"] = self.gpu_memory_utilization
         return options | self.engine_kwargs
