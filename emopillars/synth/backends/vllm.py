@@ -55,10 +55,11 @@ def cpu_engine_env() -> dict[str, str]:
     two runs each: 80.6 / 82.7 s vs 84.5 / 87.0 s). vLLM keeps one core per engine for its scheduler
     process; on a machine of a few cores that is half the compute, and giving it back to the model made the
     same 48 calls take 52.5 s instead of 69.0 s on 2 cores. vLLM runs a CPU model in a worker process of its
-    own, its engine spinning (`sched_yield`) while it waits for each step, unless this variable is 0 (it only
-    lets the CPU engine take `engine_options`' in-process executor; `AsyncLLM` keeps its engine in a process
-    apart either way): the README main job wrote the same bytes in 14 min 7 s instead of 16 min 4 s, and an
-    eager engine started in 40-47 s instead of 60-83 s (2 cores, 2026-12-04).
+    own, its engine spinning (`sched_yield`) while it waits for each step, unless
+    `VLLM_ENABLE_V1_MULTIPROCESSING` is 0 (it only lets the CPU engine keep `engine_options`' in-process
+    executor; `AsyncLLM` keeps its engine in a process apart either way): the README main job wrote the same
+    bytes in 14 min 7 s instead of 16 min 4 s, and an eager engine started in 40-47 s instead of 60-83 s
+    (2 cores, 2026-12-04).
     """
     defaults = {
         "VLLM_CPU_KVCACHE_SPACE": CPU_KVCACHE_GIB,
