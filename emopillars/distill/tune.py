@@ -143,12 +143,29 @@ def storage_url(opts: TuneConfig) -> str:
     return opts.storage or f"sqlite:///{(opts.out / 'study.db').resolve()}"
 
 
+def _check_sqlite_folder(url: str, given: str) -> None:
+    """A SQLite file whose folder is missing cannot be created: say so now, not after the retries that wait out
+    the creation race below (both fail as the same OperationalError)."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError as exc:
+        raise EmopillarsError(f"--storage {given}: {exc}") from None
+    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+        folder = Path(parsed.database).parent
+        if not folder.is_dir():
+            raise EmopillarsError(f"--storage {given}: folder {folder} does not exist")
+
+
 def open_study(opts: TuneConfig, seed: int, space: Space) -> optuna.Study:
     """Create or load the study, with heartbeats so a killed process's trial is failed and retried."""
     from optuna.storages import RDBStorage, RetryHeartbeatStaleTrialCallback
     from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
     url = storage_url(opts)
+    _check_sqlite_folder(url, opts.storage or url)
     # SQLite locks the whole file per write: wait for another process's write instead of failing at once.
     engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
     for attempt in range(OPEN_ATTEMPTS):
@@ -173,7 +190,8 @@ def open_study(opts: TuneConfig, seed: int, space: Space) -> optuna.Study:
             # Processes started together on a new storage race to create its tables, schema version and study
             # row ("already exists", a unique key taken); the loser finds them made when it opens it again.
             if not isinstance(exc, (IntegrityError, OperationalError)) or attempt == OPEN_ATTEMPTS - 1:
-                raise EmopillarsError(f"--storage {opts.storage or url}: {exc}") from None
+                reason = str(exc).partition("\n")[0]  # SQLAlchemy adds the SQL and a "(Background on ...)" line
+                raise EmopillarsError(f"--storage {opts.storage or url}: {reason}") from None
             time.sleep(1.0 + attempt)
     stored, searched = study.user_attrs.get("space"), space.describe()
     if stored is None:

@@ -20,7 +20,7 @@ from sqlalchemy.exc import IntegrityError, OperationalError
 
 from emopillars.distill.config import TrainConfig, TuneConfig
 from emopillars.distill.search_space import load_space, parse_space
-from emopillars.distill.tune import TrialSeeded, _requeue, tune
+from emopillars.distill.tune import TrialSeeded, _requeue, open_study, tune
 from emopillars.errors import EmopillarsError
 
 # Each trial: two optimizer steps of 4 rows, an evaluation after each (two reports to the pruner).
@@ -100,6 +100,22 @@ def test_sampler_is_reproducible_and_a_resumed_study_draws_new_values() -> None:
     assert resumed[:3] == draws(TrialSeeded, 1) and len(set(resumed)) == 6
     plain = draws(optuna.samplers.TPESampler, 2)
     assert plain[:3] == plain[3:]  # the replay TrialSeeded avoids
+
+
+def test_a_storage_that_cannot_be_opened_is_one_line(tmp_path: Path) -> None:
+    """A missing folder is named at once (not after the retries that wait out the creation race); SQLAlchemy's
+    extra lines stay off the error."""
+    missing = tmp_path / "no-such-folder"
+    opts = TuneConfig(out=tmp_path / "study", space=tmp_path / "space.yaml", storage=f"sqlite:///{missing / 's.db'}")
+    with pytest.raises(EmopillarsError, match=f"folder {missing} does not exist"):
+        open_study(opts, 0, parse_space(SPACE, "space"))
+    assert not missing.exists()
+    opts = TuneConfig(out=tmp_path / "study", space=tmp_path / "space.yaml", storage=f"sqlite:///{tmp_path}")
+    with pytest.raises(EmopillarsError, match="unable to open database file") as error:  # a folder, not a file
+        open_study(opts, 0, parse_space(SPACE, "space"))
+    assert "\n" not in str(error.value)
+    opts = TuneConfig(out=tmp_path / "study", space=tmp_path / "space.yaml", storage=f"sqlite:///{tmp_path / 's.db'}")
+    assert open_study(opts, 0, parse_space(SPACE, "space")).study_name == "emopillars-tune"
 
 
 def test_ctrl_c_queues_the_interrupted_trial_again() -> None:
