@@ -59,7 +59,8 @@ def cpu_engine_env() -> dict[str, str]:
     `VLLM_ENABLE_V1_MULTIPROCESSING` is 0 (it only lets the CPU engine keep `engine_options`' in-process
     executor; `AsyncLLM` keeps its engine in a process apart either way): the README main job wrote the same
     bytes in 14 min 7 s instead of 16 min 4 s, and an eager engine started in 40-47 s instead of 60-83 s
-    (2 cores, 2026-12-04).
+    (2 cores, 2026-12-04). The guide's Intel OpenMP preload did not win here (46 label calls: 114.1/106.5 s with
+    libiomp5 after tcmalloc, 103.9/112.3 s without, same answers), so it is not set.
     """
     defaults = {
         "VLLM_CPU_KVCACHE_SPACE": CPU_KVCACHE_GIB,
