@@ -38,6 +38,11 @@ log = logging.getLogger(__name__)
 
 CPU_KVCACHE_GIB = "2"
 CPU_STEP_TOKENS = 4096  # vLLM's own default step budget on the CPU
+# The prefix cache reuses whole KV blocks; vLLM's CPU default is 128 tokens, its attention kernel takes multiples
+# of 32. At 32 a prompt's shared part is served up to its last 32 tokens, not its last 128: the README main job
+# wrote the same bytes with 78% of label prompt tokens from the cache instead of 72%, in 256/266 s instead of
+# 277/282 s (eager, 2-core Intel Xeon with AVX-512, 2026-12-04).
+CPU_BLOCK_TOKENS = 32
 # vLLM kills the engine when one step takes over 300 s; a first step that compiles the model on a
 # busy CPU can, and a dead engine ends the run. Raised unless the user set it.
 CPU_STEP_TIMEOUT_S = "1800"
@@ -120,8 +125,8 @@ class VllmBackend(Backend):
         return f"vllm:{self.model}"
 
     def engine_options(self, dtype: str, on_cpu: bool) -> dict[str, Any]:
-        """`AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring) and, on one
-        device, the model in the engine's own process (see `cpu_engine_env`)."""
+        """`AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring), KV blocks of
+        `CPU_BLOCK_TOKENS` and, on one device, the model in the engine's own process (see `cpu_engine_env`)."""
         options: dict[str, Any] = {
             "model": self.model,
             "dtype": dtype,
@@ -133,6 +138,7 @@ class VllmBackend(Backend):
         if on_cpu:
             options["enable_chunked_prefill"] = False
             options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
+            options["block_size"] = CPU_BLOCK_TOKENS
             if self.tensor_parallel_size == 1:
                 options["distributed_executor_backend"] = "uni"
         if self.gpu_memory_utilization is not None:
