@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import re
+import signal
 import sys
 from pathlib import Path
 from typing import Annotated
@@ -227,10 +228,30 @@ def _one_line(message: str) -> str:
     return re.sub(r"\s+", " ", message).strip()
 
 
+class Stopped(SystemExit):
+    """SIGTERM or SIGHUP (`kill`, a closed terminal, a scheduler's preemption), raised in the main thread.
+
+    Without it Python dies at once, and the vLLM engine's process outlives ours, busy. As a `SystemExit` it stops
+    an asyncio loop at once, passes typer by (which would turn an interrupt into a silent exit code) and runs every
+    `finally` on its way: the engine is shut down, each call already answered is kept for the rerun.
+    """
+
+    def __init__(self, signum: int):
+        super().__init__(128 + signum)
+        self.signal = signal.Signals(signum).name
+
+
+def _stop(signum: int, frame: object) -> None:
+    raise Stopped(signum)
+
+
 def main() -> None:
-    """Console entry point: usage errors are one line and exit 2, user errors one red line and exit 1."""
+    """Console entry point: usage errors are one line and exit 2, user errors one red line and exit 1; SIGTERM and
+    SIGHUP stop a command as Ctrl-C does, with 128 + the signal's number."""
     from typer import _click  # typer 0.29 vendors click: its errors are not `click.ClickException`s
 
+    for signum in (signal.SIGTERM, signal.SIGHUP):
+        signal.signal(signum, _stop)
     try:
         code = app(standalone_mode=False)  # --help and --version return 0 here
     except EmopillarsError as exc:
@@ -247,6 +268,9 @@ def main() -> None:
             raise
         typer.secho(f"error: cannot write {_where(exc)}: {exc.strerror}", fg="red", err=True)
         sys.exit(1)
+    except Stopped as exc:
+        typer.secho(f"stopped by {exc.signal}", fg="red", err=True)
+        sys.exit(exc.code)
     except (typer.Abort, KeyboardInterrupt):
         typer.secho("aborted", fg="red", err=True)
         sys.exit(130)

