@@ -143,9 +143,9 @@ def storage_url(opts: TuneConfig) -> str:
     return opts.storage or f"sqlite:///{(opts.out / 'study.db').resolve()}"
 
 
-def _check_sqlite_folder(url: str, given: str) -> None:
-    """A SQLite file whose folder is missing cannot be created: say so now, not after the retries that wait out
-    the creation race below (both fail as the same OperationalError)."""
+def _is_sqlite(url: str, given: str) -> bool:
+    """Whether the storage is SQLite; one whose folder is missing cannot be created: say so now, not after the
+    retries that wait out the creation race below (both fail as the same OperationalError)."""
     from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ArgumentError
 
@@ -153,10 +153,12 @@ def _check_sqlite_folder(url: str, given: str) -> None:
         parsed = make_url(url)
     except ArgumentError as exc:
         raise EmopillarsError(f"--storage {given}: {exc}") from None
-    if parsed.get_backend_name() == "sqlite" and parsed.database not in (None, "", ":memory:"):
+    sqlite = parsed.get_backend_name() == "sqlite"
+    if sqlite and parsed.database not in (None, "", ":memory:"):
         folder = Path(parsed.database).parent
         if not folder.is_dir():
             raise EmopillarsError(f"--storage {given}: folder {folder} does not exist")
+    return sqlite
 
 
 def open_study(opts: TuneConfig, seed: int, space: Space) -> optuna.Study:
@@ -165,9 +167,8 @@ def open_study(opts: TuneConfig, seed: int, space: Space) -> optuna.Study:
     from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
     url = storage_url(opts)
-    _check_sqlite_folder(url, opts.storage or url)
     # SQLite locks the whole file per write: wait for another process's write instead of failing at once.
-    engine = {"connect_args": {"timeout": 60}} if url.startswith("sqlite") else None
+    engine = {"connect_args": {"timeout": 60}} if _is_sqlite(url, opts.storage or url) else None
     for attempt in range(OPEN_ATTEMPTS):
         try:
             storage = RDBStorage(

@@ -180,10 +180,11 @@ class VllmBackend(Backend):
             # outlives ours; an engine that failed to start raises here again, and the first error stands.
             with contextlib.suppress(Exception):
                 self._engine = starting.result()
-            if self._engine is None:
+            if self._engine is not None:
+                self.close()
+            else:
                 loop.call_soon_threadsafe(loop.stop)
                 self._loop = None
-            self.close()
             raise
 
     def submit(self, request: Request) -> Future[Completion]:
