@@ -228,6 +228,9 @@ def _one_line(message: str) -> str:
     return re.sub(r"\s+", " ", message).strip()
 
 
+INTERRUPTED = 128 + signal.SIGINT  # Ctrl-C's exit code
+
+
 class Stopped(SystemExit):
     """SIGTERM or SIGHUP (`kill`, a closed terminal, a scheduler's preemption), raised in the main thread.
 
@@ -272,10 +275,11 @@ def main() -> None:
         typer.secho(f"stopped by {exc.signal}", fg="red", err=True)
         sys.exit(exc.code)
     except (typer.Abort, KeyboardInterrupt):
-        typer.secho("aborted", fg="red", err=True)
-        sys.exit(130)
+        code = INTERRUPTED
     except typer.Exit as exc:
         sys.exit(exc.exit_code)
+    if code == INTERRUPTED:  # typer answers Ctrl-C inside a command with this code rather than raising
+        typer.secho("aborted", fg="red", err=True)
     sys.exit(code if isinstance(code, int) else 0)
 
 

@@ -84,24 +84,46 @@ def test_finished_lines_cuts_a_torn_last_line(tmp_path: Path) -> None:
     assert finished_lines(out) == 2
 
 
-def test_sigkill_mid_file_then_resume_equals_an_uninterrupted_run(contextual_onnx: Path, tmp_path: Path) -> None:
-    n = CHUNK * 60
-    src = _write_input(tmp_path / "in.jsonl", n)
-    straight, killed = tmp_path / "straight.jsonl", tmp_path / "killed.jsonl"
-    assert _subprocess(*_args(contextual_onnx, src, straight)).wait(timeout=600) == 0
+@pytest.fixture(scope="module")
+def uninterrupted(contextual_onnx: Path, tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, bytes]:
+    """An input of 60 chunks and the output of one uninterrupted run over it."""
+    folder = tmp_path_factory.mktemp("uninterrupted")
+    src, out = _write_input(folder / "in.jsonl", CHUNK * 60), folder / "straight.jsonl"
+    assert _subprocess(*_args(contextual_onnx, src, out)).wait(timeout=600) == 0
+    return src, out.read_bytes()
+
+
+@pytest.mark.parametrize(
+    ("signum", "code", "last_line"),
+    [
+        (signal.SIGKILL, -signal.SIGKILL, None),
+        (signal.SIGINT, 130, "aborted"),
+        (signal.SIGTERM, 143, "stopped by SIGTERM"),
+    ],
+    ids=["SIGKILL", "Ctrl-C", "SIGTERM"],
+)
+def test_a_run_stopped_mid_file_then_resumed_equals_an_uninterrupted_run(
+    contextual_onnx: Path, uninterrupted: tuple[Path, bytes], tmp_path: Path, signum: int, code: int, last_line: str
+) -> None:
+    """Killed outright or stopped (Ctrl-C, `kill`): whole lines kept, one line said, and --resume finishes the file."""
+    src, straight = uninterrupted
+    n, killed = straight.count(b"\n"), tmp_path / "killed.jsonl"
     proc = _subprocess(*_args(contextual_onnx, src, killed))
     deadline = time.monotonic() + 300
     while not (killed.is_file() and killed.stat().st_size) and proc.poll() is None and time.monotonic() < deadline:
         time.sleep(0.05)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
+    os.kill(proc.pid, signum)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    if last_line is not None:
+        assert err.strip().splitlines()[-1] == last_line
     done = killed.read_bytes().count(b"\n")
-    assert 0 < done < n, f"the kill should land mid-file ({done} of {n} lines written)"
+    assert 0 < done < n, f"the signal should land mid-file ({done} of {n} lines written)"
     resumed = _subprocess(*_args(contextual_onnx, src, killed, "--resume"))
     _, err = resumed.communicate(timeout=600)
     assert resumed.returncode == 0, err
-    assert killed.read_bytes() == straight.read_bytes()
-    assert json.loads(straight.read_text().splitlines()[-1])["text"] == _text(n - 1)
+    assert killed.read_bytes() == straight
+    assert json.loads(straight.decode().splitlines()[-1])["text"] == _text(n - 1)
 
 
 @pytest.mark.parametrize("suffix", [".txt", ".csv"])
