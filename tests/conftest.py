@@ -1,6 +1,7 @@
 """Suite-wide settings: no hub access, and vLLM's CPU engine kept to a small memory reservation."""
 
 import os
+import signal
 import subprocess
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -15,6 +16,16 @@ os.environ.setdefault("HF_DATASETS_OFFLINE", "1")
 os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 # Every vLLM CPU engine of the suite (in-process, CLI subprocesses, the OpenAI server) with the project's settings.
 os.environ.update(cpu_engine_env())
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    """SIGTERM (a CI timeout, `kill`) stops the suite as Ctrl-C does: pytest then tears its session fixtures down,
+    so the vLLM engines and servers they started stop with it instead of running on, busy, once it is gone."""
+    signal.signal(signal.SIGTERM, _interrupt)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt(f"stopped by {signal.Signals(signum).name}")
 
 
 @pytest.fixture(autouse=True)
