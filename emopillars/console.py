@@ -9,6 +9,8 @@ from __future__ import annotations
 import logging
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 
 def setup_logging(verbose: bool = False, quiet: bool = False) -> None:
@@ -54,3 +56,18 @@ def disable_progress_bars() -> None:
         import huggingface_hub
 
         huggingface_hub.utils.disable_progress_bars()
+
+
+@contextmanager
+def datasets_bars_off() -> Iterator[None]:
+    """datasets' progress bars off for a step where they say nothing (saving a run's small splits: a bar per split
+    for under a second), then as they were."""
+    import datasets
+
+    was_on = datasets.is_progress_bar_enabled()
+    datasets.disable_progress_bars()
+    try:
+        yield
+    finally:
+        if was_on:
+            datasets.enable_progress_bars()

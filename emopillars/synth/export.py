@@ -15,6 +15,7 @@ import shutil
 from collections.abc import Sequence
 from pathlib import Path
 
+from emopillars.console import datasets_bars_off
 from emopillars.records import EXPRESSIVENESS, Example
 from emopillars.sources import MODES, SPLITS
 from emopillars.synth.files import write_atomic
@@ -83,6 +84,7 @@ def write_outputs(examples: Sequence[Example], out: Path) -> None:
     staging, target = out / ".dataset.tmp", out / "dataset"
     shutil.rmtree(staging, ignore_errors=True)
     # One shard per split: datasets 5.2 writes no shard for an empty split and then cannot load it.
-    dataset.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
+    with datasets_bars_off():
+        dataset.save_to_disk(str(staging), num_shards=dict.fromkeys(SPLITS, 1))
     shutil.rmtree(target, ignore_errors=True)
     os.replace(staging, target)

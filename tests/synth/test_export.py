@@ -20,7 +20,7 @@ def test_ids_are_content_derived():
     assert example_id("ab", "c") != example_id("a", "bc")
 
 
-def test_outputs_round_trip_through_jsonl_and_datasets(tmp_path):
+def test_outputs_round_trip_through_jsonl_and_datasets(tmp_path, capfd):
     soft = dict.fromkeys(LABELS, 0.0) | {"joy": 0.9}
     examples = [
         Example(
@@ -32,6 +32,7 @@ def test_outputs_round_trip_through_jsonl_and_datasets(tmp_path):
         for i, (mode, split) in enumerate([("contextual", "train"), ("contextless", "train"), ("contextual", "test")])
     ]  # fmt: skip
     write_outputs(examples, tmp_path)
+    assert capfd.readouterr().err == ""  # no "Saving the dataset" bars: three of them said nothing about the run
     lines = (tmp_path / "examples.jsonl").read_text().splitlines()
     assert [Example.model_validate_json(line) for line in lines] == examples
     dataset = load_from_disk(str(tmp_path / "dataset"))
