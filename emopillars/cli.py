@@ -27,7 +27,15 @@ from emopillars.inference.config import DemoConfig, ExportConfig, PredictConfig
 from emopillars.options import config_options
 from emopillars.synth.config import SynthConfig, TeacherEvalConfig
 
-app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=__doc__.split("\n")[0])
+HELP = """Emotion corpora written and labelled by an LLM, and small, fast emotion classifiers distilled from them.
+
+\b
+The usual path:
+  emopillars synth --out runs/demo                        # a corpus (embedded SmolLM2 on the CPU by default)
+  emopillars train --data runs/demo --out runs/student    # an encoder distilled from it
+  emopillars predict --model runs/student "I can't believe you remembered!"
+"""
+app = typer.Typer(add_completion=False, no_args_is_help=True, rich_markup_mode=None, help=HELP)
 OUTPUT_ALIAS = {"out": ("--output",)}  # the old spelling, hidden: scripts that use it keep working
 LLM_ALIASES = OUTPUT_ALIAS | {"transformers_batch_size": ("--batch-size",)}  # it applies to that backend only
 DISK_ERRORS = {errno.ENOSPC, errno.EDQUOT, errno.EROFS, errno.EACCES, errno.EPERM}  # one line, not a traceback

@@ -222,6 +222,16 @@ def test_every_flag_the_readme_names_exists() -> None:
     assert checked > 30
 
 
+def test_the_usual_path_in_the_root_help_uses_real_flags() -> None:
+    """`emopillars --help` shows the usual path as command lines: each names a command, and each flag it uses exists."""
+    shown = runner.invoke(app, ["--help"], terminal_width=200).output
+    lines = re.findall(r"^\s+emopillars (\w[\w-]*)(.*)$", shown, flags=re.M)
+    assert [command for command, _ in lines] == ["synth", "train", "predict"]
+    for command, rest in lines:
+        flags = set(re.findall(r"--[a-z][a-z0-9-]*", rest.split("#")[0]))
+        assert flags and flags <= set(re.findall(r"--[a-z][a-z0-9-]*", _help(command))), (command, flags)
+
+
 def test_no_progress_silences_every_library(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     import datasets
     import huggingface_hub
