@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any
 
 from emopillars.console import vllm_level_from_the_start
 from emopillars.errors import EmopillarsError
+from emopillars.orphans import die_with_parent
 from emopillars.taxonomy import LABELS
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ if TYPE_CHECKING:
 
 __version__ = "0.1.0"
 vllm_level_from_the_start()  # runs in vLLM's spawned engine processes too, before they import vLLM
+die_with_parent()  # there too: a SIGKILLed run takes its engine with it
 # torch-heavy API is imported on first use so `import emopillars` and the CLI stay fast.
 _LAZY = {
     "EmotionClassifier": "emopillars.inference.classifier",

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import time
 from collections import Counter
+from collections.abc import Iterator
 from pathlib import Path
 
 import numpy as np
@@ -239,27 +240,41 @@ def _run_with_two_scenes(tmp_path: Path, settings: dict) -> subprocess.Popen:
     return proc
 
 
-@pytest.mark.slow
-def test_sigterm_stops_a_run_with_its_engine_and_keeps_its_calls(engine_options, tmp_path):
-    """`kill` stops a run as Ctrl-C does: one line, exit 128 + 15, the vLLM engine's process gone with it (it
-    outlived the run before, busy), the answered calls kept."""
+@contextlib.contextmanager
+def _engine_of(proc: subprocess.Popen) -> Iterator[list]:
+    """The run's engine processes; whatever is left of the run and of them is killed at the end, so that a failed
+    check does not slow the tests after it."""
     import psutil
 
-    out = tmp_path / "run"
-    proc = _run_with_two_scenes(tmp_path, {**TINY, **engine_options, "out": str(out)})
     engine = psutil.Process(proc.pid).children(recursive=True)
     try:
         assert engine, "no engine process under the run"
-        proc.send_signal(signal.SIGTERM)  # the run alone, not its process group
-        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
-        _, alive = psutil.wait_procs(engine, timeout=60)
-        assert not alive, f"the engine outlived the run: {alive}"
-    finally:  # whatever is left, so that a failure here does not slow the tests after it
+        yield engine
+    finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
         for child in engine:
             with contextlib.suppress(psutil.NoSuchProcess):
                 child.kill()
+
+
+def _assert_gone(engine: list) -> None:
+    import psutil
+
+    _, alive = psutil.wait_procs(engine, timeout=60)
+    assert not alive, f"the engine outlived the run: {alive}"
+
+
+@pytest.mark.slow
+def test_sigterm_stops_a_run_with_its_engine_and_keeps_its_calls(engine_options, tmp_path):
+    """`kill` stops a run as Ctrl-C does: one line, exit 128 + 15, the vLLM engine's process gone with it (it
+    outlived the run before, busy), the answered calls kept."""
+    out = tmp_path / "run"
+    proc = _run_with_two_scenes(tmp_path, {**TINY, **engine_options, "out": str(out)})
+    with _engine_of(proc) as engine:
+        proc.send_signal(signal.SIGTERM)  # the run alone, not its process group
+        assert proc.wait(timeout=120) == 128 + signal.SIGTERM
+        _assert_gone(engine)
     assert (tmp_path / "stderr.log").read_text().splitlines()[-1] == "stopped by SIGTERM"
     assert len((out / "cache" / "scenes.jsonl").read_text().splitlines()) >= 2
 
@@ -270,8 +285,10 @@ def test_killed_run_resumes_without_losing_or_duplicating(vllm_backend, engine_o
     small = {"contextless_per_example": 1, "label_samples": 2}
     settings = {**TINY, **small, **engine_options, "out": str(out)}
     proc = _run_with_two_scenes(tmp_path, settings)
-    os.killpg(proc.pid, signal.SIGKILL)
-    proc.wait()
+    with _engine_of(proc) as engine:
+        proc.kill()  # the run alone: its vLLM engine's process ends with it (`emopillars.orphans`)
+        proc.wait()
+        _assert_gone(engine)
     terminal = (tmp_path / "stderr.log").read_text()
     assert "Triton" not in terminal and "Warning" not in terminal, f"vLLM's noise on the terminal:\n{terminal}"
     done_before = sum(len(p.read_text().splitlines()) for p in (out / "cache").glob("*.jsonl"))
