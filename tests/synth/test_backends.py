@@ -69,6 +69,7 @@ def test_llm_config_takes_every_backend_option_as_the_backend_declares_it():
 
 def test_engine_kwargs_reach_the_engine_and_cannot_shadow_an_option():
     from emopillars.synth.backends import backend_from_config
+    from emopillars.synth.backends.engine import NUCLEUS_PROCESSOR
     from emopillars.synth.backends.vllm import CPU_BLOCK_TOKENS
     from emopillars.synth.config import SynthConfig
 
@@ -76,6 +77,8 @@ def test_engine_kwargs_reach_the_engine_and_cannot_shadow_an_option():
     assert vllm.engine_options("float32", on_cpu=False)["max_num_seqs"] == 4
     assert "block_size" not in vllm.engine_options("float32", on_cpu=False)  # vLLM's own on a GPU
     assert vllm.engine_options("float32", on_cpu=True)["block_size"] == CPU_BLOCK_TOKENS
+    assert vllm.engine_options("float32", on_cpu=True)["logits_processors"] == [NUCLEUS_PROCESSOR]  # CPU only
+    assert "logits_processors" not in vllm.engine_options("float32", on_cpu=False)
     vllm = backend_from_config(SynthConfig(engine_kwargs={"block_size": 128}), "/m")
     assert vllm.engine_options("float32", on_cpu=True)["block_size"] == 128  # the user's value wins
     with pytest.raises(EmopillarsError, match="dtype has its own option \\(--dtype\\)"):

@@ -16,6 +16,8 @@ from emopillars.errors import EmopillarsError
 from emopillars.synth.backends.base import Completion, Request
 
 log = logging.getLogger(__name__)
+# Top-p without sorting the vocabulary (`nucleus.py`), as vLLM's `logits_processors` engine argument names it.
+NUCLEUS_PROCESSOR = "emopillars.synth.backends.nucleus:NucleusSampling"
 
 
 class ChatEngine:
@@ -33,6 +35,7 @@ class ChatEngine:
         except Exception as e:  # engine start fails on user input (bad path, memory); keep the cause
             raise EmopillarsError(f"cannot start the vLLM engine for model '{model}': {e}") from e
         self.ids = itertools.count()
+        self.own_top_p = NUCLEUS_PROCESSOR in options.get("logits_processors", ())  # else vLLM's sorting top-p
 
     def prompt(self, request: Request) -> dict[str, list[int]]:
         text = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
@@ -49,10 +52,11 @@ class ChatEngine:
         s = request.sampling
         params = SamplingParams(
             temperature=s.temperature,
-            top_p=s.top_p,
+            top_p=1.0 if self.own_top_p else s.top_p,
             max_tokens=s.max_tokens,
             seed=s.seed,
             structured_outputs=StructuredOutputsParams(json=request.json_schema) if request.json_schema else None,
+            extra_args={"top_p": s.top_p} if self.own_top_p else None,
         )
         final = None
         try:

@@ -33,7 +33,7 @@ from pydantic import Field, PrivateAttr, field_validator
 
 from emopillars.errors import require
 from emopillars.synth.backends.base import Backend, Completion, Request, resolve_dtype
-from emopillars.synth.backends.engine import ChatEngine
+from emopillars.synth.backends.engine import NUCLEUS_PROCESSOR, ChatEngine
 
 log = logging.getLogger(__name__)
 
@@ -127,7 +127,8 @@ class VllmBackend(Backend):
 
     def engine_options(self, dtype: str, on_cpu: bool) -> dict[str, Any]:
         """`AsyncEngineArgs` keywords; on the CPU, prefill in one step (see the module docstring), KV blocks of
-        `CPU_BLOCK_TOKENS` and, on one device, the model in the engine's own process (see `cpu_engine_env`)."""
+        `CPU_BLOCK_TOKENS`, top-p without sorting the vocabulary (`nucleus.py`) and, on one device, the model in
+        the engine's own process (see `cpu_engine_env`)."""
         options: dict[str, Any] = {
             "model": self.model,
             "dtype": dtype,
@@ -140,6 +141,7 @@ class VllmBackend(Backend):
             options["enable_chunked_prefill"] = False
             options["max_num_batched_tokens"] = max(CPU_STEP_TOKENS, self.max_model_len or 0)
             options["block_size"] = CPU_BLOCK_TOKENS
+            options["logits_processors"] = [NUCLEUS_PROCESSOR]
             if self.tensor_parallel_size == 1:
                 options["distributed_executor_backend"] = "uni"
         if self.gpu_memory_utilization is not None:
