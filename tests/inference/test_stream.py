@@ -73,7 +73,10 @@ def _args(model: Path, src: Path, out: Path, *extra: str) -> list[str]:
 
 
 def _subprocess(*args: str) -> subprocess.Popen:
-    return subprocess.Popen([sys.executable, "-m", "emopillars.cli", *args], stderr=subprocess.PIPE, text=True)
+    """`emopillars ARGS` with Ctrl-C's default meaning, as in a terminal: a shell starts background jobs (a CI
+    runner's, say) with SIGINT ignored, and their children would never see a KeyboardInterrupt."""
+    return subprocess.Popen([sys.executable, "-m", "emopillars.cli", *args], stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
 
 
 def test_finished_lines_cuts_a_torn_last_line(tmp_path: Path) -> None:
