@@ -67,11 +67,11 @@ class NucleusSampling(LogitsProcessor):
         return True  # the most likely token is always kept
 
     def update_state(self, batch_update: BatchUpdate | None) -> None:
-        if process_dict_updates(self.top_p, batch_update, _top_p) or (
-            batch_update and self.column is not None and len(self.column) != batch_update.batch_size
-        ):
-            size = batch_update.batch_size if batch_update else 0
-            column = torch.ones(size, 1)
+        if not batch_update:  # the batch is as it was
+            return
+        changed = process_dict_updates(self.top_p, batch_update, _top_p)
+        if changed or (self.column is not None and len(self.column) != batch_update.batch_size):
+            column = torch.ones(batch_update.batch_size, 1)
             for row, p in self.top_p.items():
                 column[row] = p
             self.column = column.to(self.device) if self.top_p else None
