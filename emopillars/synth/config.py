@@ -43,18 +43,20 @@ class _Teacher(StrictModel):
     send_ahead: Literal["auto", "on", "off"] = Field(
         "auto",
         description="Send a stage's next attempts before the current one fails when its pass rate says they will be "
-        "needed and --max-in-flight has room; auto: on when this machine has a GPU (extra sequences in a batch "
-        "cost little there; on the CPU they slow the rest) and never for --backend openai (a paid API bills a "
-        "withdrawn call it had answered).",
+        "needed and --max-in-flight has room; auto: on for vLLM engines (vllm, ray: a few more sequences in a batch "
+        "cost little, on the CPU too), for transformers on a GPU only, never for --backend openai (a paid API bills "
+        "a withdrawn call it had answered).",
     )
 
     @property
     def sends_ahead(self) -> bool:
         if self.send_ahead != "auto":
             return self.send_ahead == "on"
-        import torch
+        if self.backend == "transformers":
+            import torch
 
-        return self.backend != "openai" and torch.cuda.is_available()
+            return torch.cuda.is_available()
+        return self.backend != "openai"
 
 
 # Each backend's options, declared once in its class (`backends/*.py`), each read by the backends that have a

@@ -30,7 +30,7 @@ from emopillars.taxonomy import LABELS, names_label
 # Small, and a target threshold of 0 so that the weak 135M labeller still leaves both modes populated.
 TINY = dict(
     max_passages=2, max_characters=2, emotions_per_character=2, contextless_per_example=2, max_retries=1,
-    target_threshold=0.0, send_ahead="on",  # on the CPU too (auto: GPU only), so its guarantees are tested
+    target_threshold=0.0, send_ahead="on",  # whatever the default, so its guarantees are tested
 )  # fmt: skip
 
 
@@ -358,10 +358,11 @@ def test_empty_corpus_is_an_error(tmp_path):
     assert result.returncode == 1 and "empty.jsonl" in result.stderr and "Traceback" not in result.stderr
 
 
-def test_send_ahead_auto_is_on_with_a_gpu_and_never_for_a_paid_api():
+def test_send_ahead_auto_is_on_for_vllm_engines_and_never_for_a_paid_api():
     import torch
 
-    assert SynthConfig().sends_ahead == torch.cuda.is_available()
+    assert SynthConfig().sends_ahead and SynthConfig(backend="ray").sends_ahead
+    assert SynthConfig(backend="transformers").sends_ahead == torch.cuda.is_available()
     assert SynthConfig(send_ahead="on").sends_ahead and not SynthConfig(send_ahead="off").sends_ahead
     assert not SynthConfig(backend="openai", base_url="http://127.0.0.1:1/v1", model="m").sends_ahead
 
