@@ -13,29 +13,40 @@ all cores and on each replica's share of them. From the curve it gives, at a mea
 - R replicas vs one engine: R x tokens/s of one replica (its share of the cores, in-flight / R rows) over tokens/s
   of one engine (all cores, in-flight rows).
 
-A whole step differs: decode attention reads each call's own cache, so it gains less from batching, and the
-scheduler and the structured-output masks, one thread per engine, run side by side on several replicas.
-The last line is JSON.
+A whole step differs: decode attention reads each call's own cache, so it gains less from batching, while the
+rest of a step (scheduler, sampler, the model's Python between kernels) costs about the same at any batch, so it
+gains more. `--engine` measures the whole step: it starts the `vllm` backend's own engine (synth's engine options,
+eager unless `--compiled`) and times `batch` seeded calls of `--engine-tokens` generated tokens each (synth's
+sampling, no early stop) at each batch size, then does the same on a replica's share of the threads (the
+environment `--backend ray` gives each replica), and gives the same two ratios from that curve (~9 minutes on 2
+cores with the default batches). The last line is JSON.
 
     python scripts/bench_batching.py [--in-flight 6 52] [--batches 1 2 3 4 6 8 16 32 64 128] [--replicas 2]
+                                     [--engine] [--engine-tokens 64] [--compiled]
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
 import json
 import os
 import time
 from collections.abc import Callable
+from functools import partial
 
 import torch
 from transformers import AutoConfig
 
 from emopillars.assets import generator_path
+from emopillars.synth.backends.base import Request, Sampling
+from emopillars.synth.backends.engine import ChatEngine
+from emopillars.synth.backends.vllm import VllmBackend
 
 # Each point is timed in REPEATS blocks of BLOCK_SECONDS after a warm-up call, and the fastest block counts: what
 # else the machine runs only ever slows a block down.
 REPEATS, BLOCK_SECONDS = 5, 0.1
+ENGINE_ROUNDS = 2  # whole-engine rounds per point (each decodes --engine-tokens tokens per call)
 
 
 def layer_shapes(model: str) -> list[tuple[int, int, int]]:
@@ -105,9 +116,9 @@ def needed_batches(in_flight: list[int], replicas: int) -> set[int]:
     return {1} | set(in_flight) | {max(1, round(b / replicas)) for b in in_flight}
 
 
-def linear_ratios(curve: dict[int, dict[int, float]], in_flight: list[int], replicas: int) -> dict[int, dict]:
-    """Per mean in flight: the linear layers' tokens/s streamed over one call at a time, and `replicas` engines over
-    one."""
+def ratios(curve: dict[int, dict[int, float]], in_flight: list[int], replicas: int) -> dict[int, dict]:
+    """Per mean in flight, from a curve of tokens/s by threads and batch: streamed over one call at a time, and
+    `replicas` engines of the fewer threads over one of the most."""
     whole, part = curve[max(curve)], curve[min(curve)]
     return {
         flight: {
@@ -118,11 +129,68 @@ def linear_ratios(curve: dict[int, dict[int, float]], in_flight: list[int], repl
     }
 
 
-def print_ratios(ratios: dict[int, dict], replicas: int, cores: int, share: int) -> None:
-    print(f"\nthe linear layers' ratios ({replicas} replicas of {share} core(s) vs one engine of {cores})")
+def print_curve(title: str, curve: dict[int, dict[int, float]]) -> None:
+    print(f"{title}, tokens/s (speed-up per token over one row)")
+    print(f"{'batch':>6}" + "".join(f"{f'{t} thread(s)':>24}" for t in curve))
+    for batch in curve[max(curve)]:
+        print(f"{batch:>6}" + "".join(f"{c[batch]:>14,.0f} ({c[batch] / c[1]:>5.2f}x)" for c in curve.values()))
+
+
+def print_ratios(what: str, by_flight: dict[int, dict], replicas: int, cores: int, share: int) -> None:
+    print(f"\n{what} ratios ({replicas} replicas of {share} core(s) vs one engine of {cores})")
     print(f"{'in flight':>10}{'streaming / one at a time':>28}{f'{replicas} replicas / one engine':>26}")
-    for flight, c in ratios.items():
+    for flight, c in by_flight.items():
         print(f"{flight:>10}{c['ratio_vs_sequential']:>28.2f}{c['replicas_ratio_vs_one']:>26.2f}")
+
+
+def engine_curve(model: str, batches: set[int], replicas: int, tokens: int, compiled: bool) -> dict[int, dict]:
+    """Generated tokens/s of the `vllm` backend's engine by thread count and batch: one engine on the machine's
+    threads as `synth` starts it, then one in the environment `--backend ray` gives each of `replicas` replicas."""
+    from emopillars.synth.backends.ray import RayBackend
+
+    curve = {}
+    for env in ({}, RayBackend(model=model, num_replicas=replicas).replica_env()):
+        saved = {name: os.environ.get(name) for name in env}
+        os.environ.update(env)  # the engine's process is spawned with this environment
+        try:
+            backend = VllmBackend(model=model, enforce_eager=not compiled)
+            with backend:
+                threads = int(env.get("OMP_NUM_THREADS", os.cpu_count() or 1))
+                _engine_tokens_per_s(backend, min(max(batches), 16), tokens)  # warm-up: its first steps are slow
+                curve[threads] = {b: _engine_tokens_per_s(backend, b, tokens) for b in sorted(batches)}
+        finally:
+            for name, value in saved.items():
+                os.environ.pop(name) if value is None else os.environ.update({name: value})
+    return curve
+
+
+def _engine_tokens_per_s(backend: VllmBackend, batch: int, tokens: int) -> float:
+    """The best of ENGINE_ROUNDS rounds of `batch` calls decoding `tokens` tokens each, side by side."""
+    rounds = [partial(_decode, batch=batch, tokens=tokens, seed=seed) for seed in range(ENGINE_ROUNDS)]
+    return max(backend.run(decode) for decode in rounds)
+
+
+async def _decode(engine: ChatEngine, batch: int, tokens: int, seed: int) -> float:
+    from vllm import SamplingParams
+
+    prompt = engine.prompt(Request(messages=[{"role": "user", "content": "Tell a long story about a lighthouse."}]))
+    top_p = Sampling().top_p
+
+    async def call(i: int) -> None:
+        params = SamplingParams(
+            temperature=Sampling().temperature,
+            top_p=1.0 if engine.own_top_p else top_p,
+            extra_args={"top_p": top_p} if engine.own_top_p else None,
+            max_tokens=tokens,
+            ignore_eos=True,
+            seed=seed * 1000 + i,
+        )
+        async for _ in engine.engine.generate(prompt, params, request_id=f"{batch}-{seed}-{i}"):
+            pass
+
+    started = time.perf_counter()
+    await asyncio.gather(*(call(i) for i in range(batch)))
+    return batch * tokens / (time.perf_counter() - started)
 
 
 def main() -> None:
@@ -137,22 +205,30 @@ def main() -> None:
     )
     parser.add_argument("--replicas", type=int, default=2)
     parser.add_argument("--model", default=None, help="Generator whose layer shapes to time (default: embedded).")
+    parser.add_argument("--engine", action="store_true", help="Also time the whole engine's steps (starts it twice).")
+    parser.add_argument("--engine-tokens", type=int, default=64, help="Tokens each call of --engine generates.")
+    parser.add_argument("--compiled", action="store_true", help="--engine with torch.compile (default: eager).")
     args = parser.parse_args()
     cores = os.cpu_count() or 1
     share = max(1, cores // args.replicas)  # one replica's cores
-    shapes = layer_shapes(args.model or str(generator_path()))
+    model = args.model or str(generator_path())
     batches = set(args.batches) | needed_batches(args.in_flight, args.replicas)
-    curve = batching_curve(shapes, batches, {cores, share})
+    curve = batching_curve(layer_shapes(model), batches, {cores, share})
     kernel = kernel_name()
-    print(f"linear layers of one step ({kernel}), tokens/s (speed-up per token over one row)")
-    print(f"{'batch':>6}" + "".join(f"{f'{t} thread(s)':>24}" for t in curve))
-    for batch in curve[max(curve)]:
-        print(f"{batch:>6}" + "".join(f"{c[batch]:>14,.0f} ({c[batch] / c[1]:>5.2f}x)" for c in curve.values()))
-    ratios = linear_ratios(curve, args.in_flight, args.replicas)
-    print_ratios(ratios, args.replicas, cores, share)
-    print(json.dumps({"kernel": kernel, "cores": cores, "replicas": args.replicas,
-                      "tokens_per_s": {t: {b: round(v) for b, v in c.items()} for t, c in curve.items()},
-                      "linear_ratios": ratios}))  # fmt: skip
+    print_curve(f"linear layers of one step ({kernel})", curve)
+    linear = ratios(curve, args.in_flight, args.replicas)
+    print_ratios("the linear layers'", linear, args.replicas, cores, share)
+    result = {"kernel": kernel, "cores": cores, "replicas": args.replicas,
+              "tokens_per_s": {t: {b: round(v) for b, v in c.items()} for t, c in curve.items()},
+              "linear_ratios": linear}  # fmt: skip
+    if args.engine:
+        whole = engine_curve(model, batches, args.replicas, args.engine_tokens, args.compiled)
+        print()
+        print_curve(f"the whole engine ({'compiled' if args.compiled else 'eager'}), generated", whole)
+        result["engine_tokens_per_s"] = {t: {b: round(v, 1) for b, v in c.items()} for t, c in whole.items()}
+        result["engine_ratios"] = ratios(whole, args.in_flight, args.replicas)
+        print_ratios("the whole engine's", result["engine_ratios"], args.replicas, cores, share)
+    print(json.dumps(result))
 
 
 if __name__ == "__main__":

@@ -25,9 +25,10 @@ import contextlib
 import logging
 import os
 import threading
+from collections.abc import Awaitable, Callable
 from concurrent.futures import Future
 from ctypes.util import find_library
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import Field, PrivateAttr, field_validator
 
@@ -36,6 +37,7 @@ from emopillars.synth.backends.base import Backend, Completion, Request, resolve
 from emopillars.synth.backends.engine import NUCLEUS_PROCESSOR, ChatEngine
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 CPU_KVCACHE_GIB = "2"
 CPU_STEP_TOKENS = 4096  # vLLM's own default step budget on the CPU
@@ -196,8 +198,14 @@ class VllmBackend(Backend):
 
     def reset_prefix_cache(self) -> None:
         """Forget every cached prompt prefix, so that a benchmark's next run starts as cold as its first."""
-        if self._engine is not None and self._loop is not None:
-            asyncio.run_coroutine_threadsafe(self._engine.engine.reset_prefix_cache(), self._loop).result(timeout=120)
+        if self._engine is not None:
+            self.run(lambda chat: chat.engine.reset_prefix_cache())
+
+    def run(self, work: Callable[[ChatEngine], Awaitable[T]]) -> T:
+        """`work(engine)` run in the engine's loop, waited for: the loaded engine itself, for benchmarks."""
+        self.load()
+        assert self._engine is not None and self._loop is not None
+        return asyncio.run_coroutine_threadsafe(work(self._engine), self._loop).result()
 
     def close(self) -> None:
         if self._engine is None:
