@@ -180,6 +180,15 @@ def test_vllm_refused_request_fails_alone(vllm_backend):
     assert "maximum context length" in completions[1].error
 
 
+def test_a_reset_prefix_cache_prefills_a_repeated_prompt_again(vllm_backend):
+    # bench_synth empties the cache between its runs, so its one-call-at-a-time baseline reuses nothing.
+    prompt = ask("The lighthouse keeper counted the ships that never came back. " * 20, max_tokens=1, seed=0)
+    vllm_backend.generate([prompt])
+    assert vllm_backend.generate([prompt])[0].cached_tokens > 0
+    vllm_backend.reset_prefix_cache()
+    assert vllm_backend.generate([prompt])[0].cached_tokens == 0
+
+
 def test_empty_batch_needs_no_engine():
     assert make_backend("vllm", model="/not/loaded").generate([]) == []
 
