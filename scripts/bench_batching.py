@@ -143,24 +143,25 @@ def print_ratios(what: str, by_flight: dict[int, dict], replicas: int, cores: in
         print(f"{flight:>10}{c['ratio_vs_sequential']:>28.2f}{c['replicas_ratio_vs_one']:>26.2f}")
 
 
-def engine_curve(model: str, batches: set[int], replicas: int, tokens: int, compiled: bool) -> dict[int, dict]:
+def engine_curve(model: str, batches: set[int], share: int, replicas: int, tokens: int, compiled: bool) -> dict:
     """Generated tokens/s of the `vllm` backend's engine by thread count and batch: one engine on the machine's
-    threads as `synth` starts it, then one in the environment `--backend ray` gives each of `replicas` replicas."""
+    cores as `synth` starts it, then one in the environment `--backend ray` gives each of `replicas` replicas (its
+    `share` of the cores)."""
     from emopillars.synth.backends.ray import RayBackend
 
     curve = {}
-    for env in ({}, RayBackend(model=model, num_replicas=replicas).replica_env()):
-        saved = {name: os.environ.get(name) for name in env}
+    replica = RayBackend(model=model, num_replicas=replicas).replica_env()
+    for threads, env in ((os.cpu_count() or 1, {}), (share, replica)):
+        saved = dict(os.environ)
         os.environ.update(env)  # the engine's process is spawned with this environment
         try:
             backend = VllmBackend(model=model, enforce_eager=not compiled)
             with backend:
-                threads = int(env.get("OMP_NUM_THREADS", os.cpu_count() or 1))
                 _engine_tokens_per_s(backend, min(max(batches), 16), tokens)  # warm-up: its first steps are slow
                 curve[threads] = {b: _engine_tokens_per_s(backend, b, tokens) for b in sorted(batches)}
         finally:
-            for name, value in saved.items():
-                os.environ.pop(name) if value is None else os.environ.update({name: value})
+            os.environ.clear()
+            os.environ.update(saved)
     return curve
 
 
@@ -222,7 +223,7 @@ def main() -> None:
               "tokens_per_s": {t: {b: round(v) for b, v in c.items()} for t, c in curve.items()},
               "linear_ratios": linear}  # fmt: skip
     if args.engine:
-        whole = engine_curve(model, batches, args.replicas, args.engine_tokens, args.compiled)
+        whole = engine_curve(model, batches, share, args.replicas, args.engine_tokens, args.compiled)
         print()
         print_curve(f"the whole engine ({'compiled' if args.compiled else 'eager'}), generated", whole)
         result["engine_tokens_per_s"] = {t: {b: round(v, 1) for b, v in c.items()} for t, c in whole.items()}
