@@ -46,6 +46,7 @@ from emopillars.synth.backends.vllm import VllmBackend
 # Each point is timed in REPEATS blocks of BLOCK_SECONDS after a warm-up call, and the fastest block counts: what
 # else the machine runs only ever slows a block down.
 REPEATS, BLOCK_SECONDS = 5, 0.1
+STORY = "Tell a long story about a lighthouse."  # what each call of --engine is asked
 ENGINE_ROUNDS = 2  # whole-engine rounds per point (each decodes --engine-tokens tokens per call)
 
 
@@ -172,25 +173,17 @@ def _engine_tokens_per_s(backend: VllmBackend, batch: int, tokens: int) -> float
 
 
 async def _decode(engine: ChatEngine, batch: int, tokens: int, seed: int) -> float:
-    from vllm import SamplingParams
+    def call(i: int) -> Request:
+        sampling = Sampling(max_tokens=tokens, seed=seed * 1000 + i)  # synth's temperature and top-p
+        return Request(messages=[{"role": "user", "content": STORY}], sampling=sampling)
 
-    prompt = engine.prompt(Request(messages=[{"role": "user", "content": "Tell a long story about a lighthouse."}]))
-    top_p = Sampling().top_p
-
-    async def call(i: int) -> None:
-        params = SamplingParams(
-            temperature=Sampling().temperature,
-            top_p=1.0 if engine.own_top_p else top_p,
-            extra_args={"top_p": top_p} if engine.own_top_p else None,
-            max_tokens=tokens,
-            ignore_eos=True,
-            seed=seed * 1000 + i,
-        )
-        async for _ in engine.engine.generate(prompt, params, request_id=f"{batch}-{seed}-{i}"):
+    async def decode(request: Request, request_id: str) -> None:
+        params = engine.sampling_params(request, ignore_eos=True)
+        async for _ in engine.engine.generate(engine.prompt(request), params, request_id=request_id):
             pass
 
     started = time.perf_counter()
-    await asyncio.gather(*(call(i) for i in range(batch)))
+    await asyncio.gather(*(decode(call(i), f"{batch}-{seed}-{i}") for i in range(batch)))
     return batch * tokens / (time.perf_counter() - started)
 
 

@@ -41,23 +41,30 @@ class ChatEngine:
         text = self.tokenizer.apply_chat_template(request.messages, add_generation_prompt=True, tokenize=False)
         return {"prompt_token_ids": self.tokenizer.encode(text, add_special_tokens=False)}
 
-    async def complete(self, request: Request) -> Completion:
-        """The answer to one request; a request vLLM refuses (too long, a schema it cannot compile) is an error
-        completion, a dead engine an `EmopillarsError`."""
+    def sampling_params(self, request: Request, **more: Any) -> Any:
+        """vLLM's `SamplingParams` for `request` (and any of its other fields in `more`); the call's top-p goes to
+        `nucleus.py` when the engine has it."""
         from vllm import SamplingParams
-        from vllm.exceptions import VLLMClientError
         from vllm.sampling_params import StructuredOutputsParams
-        from vllm.v1.engine.exceptions import EngineDeadError
 
         s = request.sampling
-        params = SamplingParams(
+        return SamplingParams(
             temperature=s.temperature,
             top_p=1.0 if self.own_top_p else s.top_p,
             max_tokens=s.max_tokens,
             seed=s.seed,
             structured_outputs=StructuredOutputsParams(json=request.json_schema) if request.json_schema else None,
             extra_args={"top_p": s.top_p} if self.own_top_p else None,
+            **more,
         )
+
+    async def complete(self, request: Request) -> Completion:
+        """The answer to one request; a request vLLM refuses (too long, a schema it cannot compile) is an error
+        completion, a dead engine an `EmopillarsError`."""
+        from vllm.exceptions import VLLMClientError
+        from vllm.v1.engine.exceptions import EngineDeadError
+
+        params = self.sampling_params(request)
         final = None
         try:
             async for output in self.engine.generate(self.prompt(request), params, request_id=str(next(self.ids))):

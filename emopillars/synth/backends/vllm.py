@@ -199,13 +199,14 @@ class VllmBackend(Backend):
     def reset_prefix_cache(self) -> None:
         """Forget every cached prompt prefix, so that a benchmark's next run starts as cold as its first."""
         if self._engine is not None:
-            self.run(lambda chat: chat.engine.reset_prefix_cache())
+            self.run(lambda chat: chat.engine.reset_prefix_cache(), timeout=120)
 
-    def run(self, work: Callable[[ChatEngine], Awaitable[T]]) -> T:
-        """`work(engine)` run in the engine's loop, waited for: the loaded engine itself, for benchmarks."""
+    def run(self, work: Callable[[ChatEngine], Awaitable[T]], timeout: float | None = None) -> T:
+        """`work(engine)` run in the engine's loop, waited for (up to `timeout` s): the loaded engine itself, for
+        benchmarks."""
         self.load()
         assert self._engine is not None and self._loop is not None
-        return asyncio.run_coroutine_threadsafe(work(self._engine), self._loop).result()
+        return asyncio.run_coroutine_threadsafe(work(self._engine), self._loop).result(timeout=timeout)
 
     def close(self) -> None:
         if self._engine is None:
